@@ -49,6 +49,11 @@ class ExecutionError(SomaError):
         self.cause = cause
         super().__init__(f"node {node!r} failed during {phase}: {type(cause).__name__}: {cause}")
 
+    def __reduce__(self) -> tuple[type[ExecutionError], tuple[str, str, BaseException]]:
+        # Errors cross process boundaries (PBT workers, remote workers); the default
+        # reduce would call __init__ with the message alone and fail.
+        return (type(self), (self.node, self.phase, self.cause))
+
 
 class CacheError(SomaError):
     """The cache could not store or load an entry."""
@@ -59,7 +64,11 @@ class ValidationError(SomaError, ValueError):
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
+        self.message = message
         super().__init__(f"{field}: {message}")
+
+    def __reduce__(self) -> tuple[type[ValidationError], tuple[str, str]]:
+        return (type(self), (self.field, self.message))
 
 
 class KnowledgeBaseError(SomaError):

@@ -1,0 +1,331 @@
+"""Canonical hashing, fingerprints, Merkle keys and the two-tier cache."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from runtime_filters import CALLS, Add, Center, Mul
+
+from soma import Cache, Filter, Graph, ValidationError
+from soma.fingerprint import filter_fingerprint, graph_fingerprint, hash_value
+
+# -- hashing -------------------------------------------------------------------------
+
+
+def test_nan_and_infinities_give_different_keys():
+    values = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, None]
+    assert len({hash_value(v) for v in values}) == len(values)
+    assert hash_value([1.0, math.nan]) != hash_value([1.0, math.inf])
+    assert hash_value({"a": math.nan}) == hash_value({"a": math.nan})  # stable
+
+
+def test_hash_is_canonical_and_typed():
+    assert hash_value({"a": 1, "b": [1, 2]}) == hash_value({"b": [1, 2], "a": 1})
+    assert len({hash_value(v) for v in (1, 1.0, True, "1", b"1", (1,), [1])}) == 7
+    assert hash_value({1, 2, 3}) == hash_value({3, 2, 1})
+    assert hash_value({1: "x", "1": "x"}) != hash_value({1: "x", "2": "x"})
+
+
+def test_numpy_arrays_hash_by_dtype_shape_and_bytes():
+    a = np.arange(6, dtype=np.float64)
+    assert hash_value(a) == hash_value(a.copy())
+    assert hash_value(a) != hash_value(a.astype(np.float32))
+    assert hash_value(a) != hash_value(a.reshape(2, 3))
+    assert hash_value(a.reshape(2, 3).T) == hash_value(np.ascontiguousarray(a.reshape(2, 3).T))
+    nan = np.array([np.nan, np.inf])
+    assert hash_value(nan) != hash_value(np.array([np.inf, np.nan]))
+    assert hash_value(np.array(["a", None], dtype=object)) != hash_value(
+        np.array(["a", "b"], dtype=object)
+    )
+
+
+# -- code fingerprints ---------------------------------------------------------------
+
+
+def _load(tmp_path: Path, name: str, source: str):
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+BASE = """
+from soma import Filter
+
+class Scale(Filter):
+    '''Multiply.'''
+    factor = 2.0
+
+    def forward(self, x, state):
+        return x * self.factor
+"""
+
+COSMETIC = """
+from soma import Filter
+
+class Scale(Filter):
+    '''A different docstring, and a comment below.'''
+    factor = 2.0
+    # comments and formatting do not change behaviour
+    def forward(self, x, state):
+        return x   *   self.factor    # spaced out
+"""
+
+CHANGED = """
+from soma import Filter
+
+class Scale(Filter):
+    '''Multiply.'''
+    factor = 2.0
+
+    def forward(self, x, state):
+        return x * self.factor + 1
+"""
+
+
+def test_fingerprint_ignores_comments_docstrings_formatting_but_not_code(tmp_path):
+    base = _load(tmp_path, "fp_base", BASE).Scale
+    cosmetic = _load(tmp_path, "fp_base_2", COSMETIC).Scale
+    changed = _load(tmp_path, "fp_base_3", CHANGED).Scale
+    assert filter_fingerprint(base()) != filter_fingerprint(changed())
+    assert filter_fingerprint(base()) != filter_fingerprint(base(factor=3.0))
+    assert filter_fingerprint(base()) == filter_fingerprint(base())
+    from soma.fingerprint import _class_code
+
+    assert _class_code(base) == _class_code(cosmetic)
+    assert _class_code(base) != _class_code(changed)
+
+
+def test_fingerprint_falls_back_to_bytecode_without_source():
+    namespace: dict = {}
+    exec(BASE, namespace)
+    exec(CHANGED.replace("Scale", "Other"), namespace)
+    assert filter_fingerprint(namespace["Scale"]()) != filter_fingerprint(namespace["Other"]())
+    again: dict = {}
+    exec(BASE, again)
+    assert filter_fingerprint(namespace["Scale"]()) == filter_fingerprint(again["Scale"]())
+
+
+def test_graph_fingerprint_covers_params_structure_and_predicates():
+    from soma import Branch
+
+    a = Graph.somatize(Add() >> Mul())
+    assert graph_fingerprint(a) == Graph.somatize(Add() >> Mul()).fingerprint()
+    assert a.fingerprint() != a.with_params({"mul.factor": 3.0}).fingerprint()
+    assert a.fingerprint() != Graph.somatize(Mul() >> Add()).fingerprint()
+    b1 = Graph.somatize(Branch(lambda x: x > 0, then=Add()))
+    b2 = Graph.somatize(Branch(lambda x: x > 1, then=Add()))
+    assert b1.fingerprint() != b2.fingerprint()
+
+
+# -- graph + cache -------------------------------------------------------------------
+
+
+def test_rerun_of_unchanged_graph_computes_nothing(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    x = [1.0, 2.0, 6.0]
+
+    def build():
+        return Graph.somatize(Center() >> Keep(), cache=cache)
+
+    g = build()
+    first = g.fit_forward(x)
+    assert CALLS["Center.fit"] == 1
+    CALLS.clear()
+    g2 = build()
+    assert g2.fit_forward(x) == first
+    assert g2.forward(x) == first
+    assert CALLS == {}
+    assert all(r.status == "cached" for r in g2.last_run.nodes.values())
+    # A fresh Cache object on the same folder hits the disk tier.
+    g3 = Graph.somatize(Center() >> Keep(), cache=Cache(tmp_path / "cache"))
+    assert g3.fit_forward(x) == first and CALLS == {}
+
+
+class Keep(Filter):
+    def forward(self, x, state):
+        return x
+
+
+def test_changing_a_param_recomputes_only_that_node_and_descendants():
+    cache = Cache()
+    g = Graph.somatize(Add() >> (Mul() | Add(amount=5.0)) >> Gather2(), cache=cache)
+    g.fit_forward(1.0)
+    h = g.with_params({"mul.factor": 3.0})
+    CALLS.clear()
+    assert h.fit_forward(1.0) == [6.0, 7.0]
+    status = {n: r.status for n, r in h.last_run.nodes.items()}
+    assert status == {"add": "cached", "mul": "ok", "add_2": "cached", "gather2": "ok"}
+    assert CALLS == {"Mul.forward:3.0": 1}
+
+
+class Gather2(Filter):
+    def forward(self, *inputs, state):
+        return list(inputs)
+
+
+STAGES = """
+from soma import Filter
+
+class First(Filter):
+    def forward(self, x, state):
+        return x + 1
+
+class Middle(Filter):
+    def forward(self, x, state):
+        return x * 2{extra}
+
+class Last(Filter):
+    def forward(self, x, state):
+        return x - 3
+"""
+
+
+def test_code_change_invalidates_only_that_node_and_its_descendants(tmp_path):
+    # Edit one line of a filter file between runs, as a researcher would.
+    cache = Cache()
+
+    def run(extra: str):
+        module = _load(tmp_path, "soma_test_stages", STAGES.format(extra=extra))
+        g = Graph.somatize(module.First() >> module.Middle() >> module.Last(), cache=cache)
+        out = g.forward(1)
+        return out, {n: r.status for n, r in g.last_run.nodes.items()}
+
+    assert run("") == (1, {"first": "ok", "middle": "ok", "last": "ok"})
+    assert run("  # only a comment") == (
+        1,
+        {"first": "cached", "middle": "cached", "last": "cached"},
+    )
+    assert run(" + 100") == (101, {"first": "cached", "middle": "ok", "last": "ok"})
+    sys.modules.pop("soma_test_stages", None)
+
+
+def test_different_data_or_labels_change_keys():
+    cache = Cache()
+    g = Graph.somatize(Center() >> Keep(), cache=cache)
+    g.fit([1.0, 2.0], y=[0, 1])
+    g.fit([1.0, 2.0], y=[1, 0])
+    assert CALLS["Center.fit"] == 2  # y is part of the state key
+    g.fit([1.0, 2.0, float("nan")], y=[1, 0, 1])
+    g.fit([1.0, 2.0, float("inf")], y=[1, 0, 1])
+    assert CALLS["Center.fit"] == 4
+
+
+def test_arrays_are_stored_as_npy_and_others_as_pickles(tmp_path):
+    cache = Cache(tmp_path)
+    array_key, object_key = "a" * 64, "b" * 64
+    cache.put(array_key, np.arange(10.0))
+    cache.put(object_key, {"model": [1, 2]})
+    assert np.load(tmp_path / "aa" / f"{array_key}.npy").tolist() == list(np.arange(10.0))
+    assert (tmp_path / "bb" / f"{object_key}.pkl").exists()
+    fresh = Cache(tmp_path)
+    found, value = fresh.get(array_key)
+    assert found and isinstance(value, np.ndarray) and value.sum() == 45
+    assert fresh.get(object_key) == (True, {"model": [1, 2]})
+    assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temp files
+    stats = fresh.stats()
+    assert stats.disk_entries == 2 and stats.disk_bytes > 0 and stats.hits == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "meta"])
+def test_corrupt_entry_is_detected_deleted_and_recomputed(tmp_path, damage):
+    g = Graph.somatize(Center() >> Keep(), cache=Cache(tmp_path))
+    expected = g.fit_forward([1.0, 5.0])
+    state_key = next(k for (n, _), k in g._state_keys.items() if n == "center")
+    payload = tmp_path / state_key[:2] / f"{state_key}.pkl"
+    data = payload.read_bytes()
+    if damage == "truncate":
+        payload.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        payload.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    else:
+        (tmp_path / state_key[:2] / f"{state_key}.meta").write_text("{not json")
+    CALLS.clear()
+    fresh_cache = Cache(tmp_path)  # empty memory tier: must read the damaged file
+    g2 = Graph.somatize(Center() >> Keep(), cache=fresh_cache)
+    assert g2.fit_forward([1.0, 5.0]) == expected
+    assert CALLS["Center.fit"] == 1  # recomputed, not returned
+    assert fresh_cache.stats().corrupt_entries == 1
+    assert Cache(tmp_path).get(state_key) == (True, 3.0)  # rewritten intact
+
+
+def test_memory_tier_is_an_lru_and_clear_empties_both_tiers(tmp_path):
+    cache = Cache(tmp_path, memory_items=2)
+    for i in range(3):
+        cache.put(f"{i:064x}", i)
+    assert cache.stats().memory_entries == 2
+    assert cache.lookup(f"{0:064x}")[2] == "disk"
+    assert cache.lookup(f"{0:064x}")[2] == "memory"
+    cache.clear()
+    stats = cache.stats()
+    assert stats.memory_entries == 0 and stats.disk_entries == 0
+    assert cache.get(f"{1:064x}") == (False, None)
+    with pytest.raises(ValidationError, match="memory_items"):
+        Cache(memory_items=-1)
+
+
+def test_unpicklable_values_stay_in_memory_and_do_not_fail_the_run(tmp_path):
+    class Lock(Filter):
+        def forward(self, x, state):
+            return threading.Lock()
+
+    g = Graph.somatize(Lock(), cache=Cache(tmp_path))
+    assert g.forward(1) is not None
+
+
+def test_opt_out_filters_are_never_cached():
+    class Fresh(Filter):
+        _soma_cacheable = False
+
+        def forward(self, x, state):
+            CALLS["fresh"] += 1
+            return x
+
+    cache = Cache()
+    g = Graph.somatize(Add() >> Fresh() >> Mul(), cache=cache)
+    g.forward(1.0)
+    g.forward(1.0)
+    assert CALLS["fresh"] == 2 and CALLS["Add.forward:1.0"] == 1
+    assert g.last_run.nodes["fresh"].status == "ok" and g.last_run.nodes["mul"].status == "cached"
+
+
+def test_one_cache_shared_by_many_graphs_and_threads():
+    cache = Cache()
+    errors: list[BaseException] = []
+    results: list[float] = []
+
+    def work(i: int) -> None:
+        try:
+            g = Graph.somatize(Add(amount=float(i % 4)) >> Mul(), cache=cache, max_workers=2)
+            for _ in range(20):
+                results.append(g.forward(1.0))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and len(results) == 160
+    assert sorted(set(results)) == [2.0, 4.0, 6.0, 8.0]
+    assert CALLS["Mul.forward:2.0"] <= 8  # computed at most once per distinct key per race
+
+
+def test_unhashable_graph_input_is_a_clear_cache_error():
+    from soma import CacheError
+
+    g = Graph.somatize(Keep(), cache=Cache())
+    with pytest.raises(CacheError, match=r"cannot hash the graph input x \(lock\)"):
+        g.forward(threading.Lock())
+    assert Graph.somatize(Keep()).forward(lock := threading.Lock()) is lock  # no cache: fine
