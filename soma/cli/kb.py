@@ -1,0 +1,286 @@
+"""``soma kb list|show|query|lines|report``: look into a project's knowledge base."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from soma.cli import app
+
+if TYPE_CHECKING:
+    from soma.knowledge import Experiment, KnowledgeBase
+
+kb_app = typer.Typer(
+    name="kb", help="Browse, search and report on the knowledge base.", no_args_is_help=True
+)
+app.add_typer(kb_app)
+
+ProjectDir = Annotated[
+    Path, typer.Option("--project", "-p", help="Project folder (KB at PROJECT/.soma/kb.sqlite).")
+]
+KbFile = Annotated[
+    Path | None, typer.Option("--kb", help="Knowledge-base file to use instead of the project's.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def resolve_kb_path(project: Path, kb: Path | None) -> Path:
+    """The knowledge-base file the ``kb`` commands open: ``--kb`` if given, else the project's.
+
+    The one place to teach about soma.toml's ``[paths] kb`` later.
+    """
+    from soma.knowledge import default_kb_path
+
+    return kb if kb is not None else default_kb_path(project)
+
+
+def _fail(message: str) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def _open(project: Path, kb: Path | None) -> Iterator[KnowledgeBase]:
+    """Open an existing knowledge base (reading commands never create one); errors → exit 1."""
+    from soma.errors import SomaError
+    from soma.knowledge import KnowledgeBase
+
+    path = resolve_kb_path(project, kb)
+    if not path.is_file():
+        raise _fail(f"no knowledge base at {path} (record an experiment first, or pass --kb)")
+    try:
+        base = KnowledgeBase(path)
+    except SomaError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        yield base
+    except SomaError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        base.close()
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _value(exp: Experiment) -> str:
+    value = exp.value()
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _experiments_table(rows: list[tuple[Experiment, float | None]], title: str) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    width = _console().width
+    scored = any(score is not None for _, score in rows)
+    wide = width >= 110  # narrow terminals: ids, status, metric and text only
+    header = (["score"] if scored else []) + ["id"]
+    header += ["started (UTC)", "line"] if wide else []
+    header += ["status", "metric", "name / hypothesis"]
+    body = []
+    for exp, score in rows:
+        cells = [f"{score:.3f}"] if scored else []
+        cells.append(exp.id or "")
+        if wide:
+            cells += [exp.started.strftime("%Y-%m-%d %H:%M"), (exp.line or "—")[:24]]
+        metric = f"{exp.primary_metric}={_value(exp)}" if exp.primary_metric else "—"
+        cells += [exp.status, metric, exp.name + (f" — {exp.hypothesis}" if exp.hypothesis else "")]
+        body.append(cells)
+    # Every column but the last keeps its full width (ids are copied into other commands);
+    # the free text gets what is left of the terminal and is cut with an ellipsis.
+    fixed = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(header[:-1])]
+    room = max(12, width - sum(fixed) - 3 * len(header) - 1)
+    table = Table(title=title, title_justify="left")
+    for name, size in zip(header[:-1], fixed, strict=True):
+        right = name in ("score", "metric")
+        table.add_column(name, no_wrap=True, min_width=size, justify="right" if right else "left")
+    table.add_column(header[-1], no_wrap=True, max_width=room)
+    for cells in body:
+        label = Text(cells[-1])
+        label.truncate(room, overflow="ellipsis")
+        table.add_row(*cells[:-1], label)
+    return table
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+@kb_app.command("list")
+def list_experiments(
+    project: ProjectDir = Path("."),
+    kb: KbFile = None,
+    line: Annotated[str | None, typer.Option("--line", "-l", help="Only this line.")] = None,
+    status: Annotated[str | None, typer.Option(help="ok, failed, pruned or running.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    as_json: AsJson = False,
+) -> None:
+    """The newest experiments."""
+    from rich.console import Console
+
+    with _open(project, kb) as base:
+        found = base.experiments(line=line, status=status, limit=limit, order="-started")
+    if as_json:
+        _echo_json([e.model_dump(mode="json") for e in found])
+        return
+    Console().print(_experiments_table([(e, None) for e in found], f"{len(found)} experiments"))
+
+
+@kb_app.command("show")
+def show(
+    experiment_id: Annotated[str, typer.Argument(metavar="ID", help="Experiment id.")],
+    project: ProjectDir = Path("."),
+    kb: KbFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Every field of one experiment."""
+    from rich.console import Console
+    from rich.table import Table
+
+    with _open(project, kb) as base:
+        exp = base.get(experiment_id)
+    data = exp.model_dump(mode="json")
+    if as_json:
+        _echo_json(data)
+        return
+    table = Table(title=f"experiment {exp.id}", title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in data.items():
+        if value in (None, "", [], {}):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        table.add_row(key, text)
+    Console().print(table)
+
+
+@kb_app.command("query")
+def query(
+    text: Annotated[
+        str | None, typer.Argument(help="What to look for, in words (omit: filters only).")
+    ] = None,
+    project: ProjectDir = Path("."),
+    kb: KbFile = None,
+    line: Annotated[str | None, typer.Option("--line", "-l", help="Only this line.")] = None,
+    where: Annotated[
+        str | None, typer.Option("--where", "-w", help="Metric condition, e.g. 'accuracy>0.9'.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="Required tag (repeatable).")
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="ok, failed, pruned or running.")] = None,
+    origin: Annotated[str | None, typer.Option(help="python, cli, mcp, agent or study.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Started at or after (ISO time, or an age like 7d).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Started at or before (ISO time or age).")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
+    as_json: AsJson = False,
+) -> None:
+    """Search experiments by meaning, combined with filters."""
+    from rich.console import Console
+
+    with _open(project, kb) as base:
+        hits = base.query(
+            text,
+            line=line,
+            where=where,
+            tags=tag or None,
+            status=status,
+            origin=origin,
+            since=since,
+            until=until,
+            k=k,
+        )
+    if as_json:
+        _echo_json(
+            [{"score": h.score, "experiment": h.experiment.model_dump(mode="json")} for h in hits]
+        )
+        return
+    title = f"{len(hits)} results" + (f" for {text!r}" if text else "")
+    Console().print(_experiments_table([(h.experiment, h.score) for h in hits], title))
+
+
+@kb_app.command("lines")
+def lines(project: ProjectDir = Path("."), kb: KbFile = None, as_json: AsJson = False) -> None:
+    """Research lines with their size, best value and trend."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = []
+    with _open(project, kb) as base:
+        for ln in base.lines():
+            best = base.best(ln.name)
+            rows.append(
+                {
+                    "name": ln.name,
+                    "metric": ln.metric,
+                    "direction": ln.direction,
+                    "description": ln.description,
+                    "n_experiments": base.count(line=ln.name),
+                    "best_value": None if best is None else best.value(ln.metric),
+                    "best_experiment_id": None if best is None else best.id,
+                    "trend": base.trend(ln.name).value,
+                }
+            )
+    if as_json:
+        _echo_json(rows)
+        return
+    table = Table(title=f"{len(rows)} research lines", title_justify="left")
+    for name in ("line", "metric", "experiments", "best", "best experiment", "trend"):
+        table.add_column(name, justify="right" if name in ("experiments", "best") else "left")
+    for row in rows:
+        best = "—" if row["best_value"] is None else f"{row['best_value']:.4g}"
+        arrow = "↑" if row["direction"] == "maximize" else "↓"
+        table.add_row(
+            row["name"],
+            f"{row['metric']} {arrow}",
+            str(row["n_experiments"]),
+            best,
+            row["best_experiment_id"] or "—",
+            row["trend"],
+        )
+    Console().print(table)
+
+
+@kb_app.command("report")
+def report(
+    line: Annotated[str, typer.Argument(metavar="LINE", help="Research line.")],
+    project: ProjectDir = Path("."),
+    kb: KbFile = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default PROJECT/.soma/reports).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Write a Markdown report with a trajectory plot for one research line."""
+    from rich.console import Console
+
+    folder = out if out is not None else project / ".soma" / "reports"
+    with _open(project, kb) as base:
+        made = base.generate_report(line, folder)
+    if as_json:
+        _echo_json(
+            {
+                "line": made.line,
+                "path": str(made.path),
+                "plot_path": None if made.plot_path is None else str(made.plot_path),
+            }
+        )
+        return
+    Console().print(f"report written to [bold]{made.path}[/]", highlight=False)
+    if made.plot_path is not None:
+        Console().print(f"trajectory plot: {made.plot_path}", highlight=False)

@@ -1,0 +1,59 @@
+"""Soma's knowledge base: every experiment remembered, searchable by meaning, analysed per line.
+
+>>> from soma.knowledge import KnowledgeBase, Experiment, HashingEmbedder
+>>> kb = KnowledgeBase(":memory:", embedder=HashingEmbedder())   # "default": all-MiniLM-L6-v2
+>>> _ = kb.create_line("digits", metric="accuracy", direction="maximize")
+>>> _ = kb.record(Experiment(name="baseline", line="digits", metrics={"accuracy": 0.91}))
+>>> [hit.experiment.name for hit in kb.query("baseline", line="digits", where="accuracy > 0.9")]
+['baseline']
+
+Storage is SQLite (WAL mode, safe for several processes), semantic search a FAISS index beside
+the file, analytics direction-aware (trend, change points, promising lines), reports Markdown
+with a trajectory plot.
+"""
+
+from __future__ import annotations
+
+from soma.knowledge._analytics import classify_trend, detect_change_points, noise_scale
+from soma.knowledge._embed import Embedder, HashingEmbedder, MiniLMEmbedder, resolve_embedder
+from soma.knowledge._kb import KnowledgeBase
+from soma.knowledge._paths import default_kb_path
+from soma.knowledge._records import (
+    ChangePoint,
+    Experiment,
+    JournalEntry,
+    PromisingLine,
+    Report,
+    ResearchLine,
+    SearchHit,
+    TrajectoryPoint,
+    Trend,
+    new_experiment_id,
+)
+from soma.knowledge._store import SCHEMA_VERSION
+from soma.knowledge._where import WhereClause, parse_where
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ChangePoint",
+    "Embedder",
+    "Experiment",
+    "HashingEmbedder",
+    "JournalEntry",
+    "KnowledgeBase",
+    "MiniLMEmbedder",
+    "PromisingLine",
+    "Report",
+    "ResearchLine",
+    "SearchHit",
+    "TrajectoryPoint",
+    "Trend",
+    "WhereClause",
+    "classify_trend",
+    "default_kb_path",
+    "detect_change_points",
+    "new_experiment_id",
+    "noise_scale",
+    "parse_where",
+    "resolve_embedder",
+]

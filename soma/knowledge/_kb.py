@@ -1,0 +1,429 @@
+"""The KnowledgeBase: records in SQLite, meaning in FAISS, analytics and reports on top."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soma.errors import KnowledgeBaseError, ValidationError
+from soma.knowledge import _analytics, _journal
+from soma.knowledge._embed import Embedder, resolve_embedder
+from soma.knowledge._records import (
+    ChangePoint,
+    Experiment,
+    JournalEntry,
+    PromisingLine,
+    Report,
+    ResearchLine,
+    SearchHit,
+    TrajectoryPoint,
+    Trend,
+    check_direction,
+    check_name,
+)
+from soma.knowledge._rows import experiment_from_row, filter_sql, line_from_row
+from soma.knowledge._search import SemanticIndex, text_of
+from soma.knowledge._store import Store
+from soma.knowledge._vectors import VectorIndex
+from soma.knowledge._writes import (
+    FROZEN_FIELDS,
+    coerce,
+    insert_experiments,
+    merged,
+    unknown_line_message,
+    update_experiment,
+    with_line_defaults,
+)
+
+__all__ = ["KnowledgeBase"]
+
+_ORDERS = {"started": "started ASC, seq ASC", "-started": "started DESC, seq DESC"}
+
+
+class _SqlFilter:
+    """A query's structured conditions, checked by SQLite on the experiments asked about."""
+
+    def __init__(self, store: Store, clause: str, params: list[Any]) -> None:
+        self.store, self.clause, self.params = store, clause, params
+
+    def accepts(self, seqs: Sequence[int]) -> set[int]:
+        if not seqs:
+            return set()
+        marks = ", ".join("?" for _ in seqs)
+        sql = f"SELECT seq FROM experiments WHERE seq IN ({marks}) AND {self.clause}"
+        args = [*seqs, *self.params]
+        return self.store.read(lambda db: {r[0] for r in db.conn.execute(sql, args)})
+
+    def everything(self) -> list[int]:
+        sql = f"SELECT seq FROM experiments WHERE {self.clause}"
+        return self.store.read(lambda db: [r[0] for r in db.conn.execute(sql, self.params)])
+
+
+def _positive(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(field, f"expected a positive integer, got {value!r}")
+    return value
+
+
+class KnowledgeBase:
+    """Every experiment remembered, searchable by meaning, analysed per research line.
+
+    ``path`` is the SQLite file (parent folders are created; ``":memory:"`` keeps everything
+    in this process). ``embedder`` is ``"default"`` (all-MiniLM-L6-v2, offline, loaded on the
+    first text to embed), ``"hashing"``, or any :class:`~soma.knowledge.Embedder`. Several
+    processes and threads may use one file at once; a write that finds the file locked waits
+    and retries for up to ``lock_timeout_s`` before a KnowledgeBaseError. The vector index is
+    exact (flat) up to ``hnsw_threshold`` experiments and HNSW beyond.
+
+    >>> from soma.knowledge import HashingEmbedder
+    >>> kb = KnowledgeBase(":memory:", embedder=HashingEmbedder())
+    >>> kb.create_line("digits", metric="accuracy", direction="maximize").direction
+    'maximize'
+    >>> exp_id = kb.record(Experiment(name="baseline", line="digits", metrics={"accuracy": 0.9}))
+    >>> kb.best("digits").id == exp_id
+    True
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        embedder: str | Embedder = "default",
+        *,
+        hnsw_threshold: int = 10_000,
+        lock_timeout_s: float = 120.0,
+    ) -> None:
+        _positive(hnsw_threshold, "hnsw_threshold")
+        if not lock_timeout_s > 0:
+            raise ValidationError("lock_timeout_s", f"expected > 0, got {lock_timeout_s!r}")
+        self._embedder = resolve_embedder(embedder)
+        self._store = Store(path, lock_deadline_s=lock_timeout_s)
+        self._semantic = SemanticIndex(self._store, self._embedder, hnsw_threshold=hnsw_threshold)
+        self._closed = False
+
+    # -- basics --------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    @property
+    def index_path(self) -> Path | None:
+        """Where the vector index for this embedder is saved (None for an in-memory KB)."""
+        return self._semantic.path
+
+    @property
+    def _index(self) -> VectorIndex | None:
+        return self._semantic.index
+
+    def close(self) -> None:
+        """Save the vector index if it changed, and close the database. Idempotent."""
+        if self._closed:
+            return
+        self._semantic.close()
+        self._store.close()
+        self._closed = True
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KnowledgeBase({str(self.path)!r}, embedder={self._embedder!r})"
+
+    # -- research lines ------------------------------------------------------------------------
+    def create_line(
+        self, name: str, *, metric: str, direction: str, description: str = ""
+    ) -> ResearchLine:
+        """Create a research line; its metric's direction is declared here, never guessed."""
+        line = ResearchLine(
+            name=check_name(name, "name"),
+            metric=check_name(metric, "metric"),
+            direction=check_direction(direction),  # type: ignore[arg-type]
+            description=description or "",
+        )
+        row = [line.name, line.metric, line.direction, line.description]
+        row += [line.created.timestamp(), line.status]
+
+        def txn(db: Any) -> None:
+            if db.conn.execute("SELECT 1 FROM lines WHERE name = ?", [line.name]).fetchone():
+                raise KnowledgeBaseError(f"research line {line.name!r} already exists")
+            db.conn.execute(
+                "INSERT INTO lines (name, metric, direction, description, created, status) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+        self._store.write(txn)
+        return line
+
+    def ensure_line(
+        self, name: str, *, metric: str, direction: str, description: str = ""
+    ) -> ResearchLine:
+        """The line ``name``, created if missing; an existing one must match metric/direction."""
+        check_direction(direction)
+        try:
+            return self.create_line(
+                name, metric=metric, direction=direction, description=description
+            )
+        except KnowledgeBaseError:
+            existing = self.get_line(name)
+        for field, wanted in (("metric", metric), ("direction", direction)):
+            if getattr(existing, field) != wanted:
+                raise ValidationError(
+                    field,
+                    f"research line {name!r} exists with {field} {getattr(existing, field)!r}, "
+                    f"not {wanted!r}",
+                )
+        return existing
+
+    def get_line(self, name: str) -> ResearchLine:
+        """The research line ``name``; a KnowledgeBaseError naming it if there is none."""
+        rows = self._store.read(
+            lambda db: list(db.query("SELECT * FROM lines WHERE name = ?", [name]))
+        )
+        if not rows:
+            raise KnowledgeBaseError(unknown_line_message(name, [ln.name for ln in self.lines()]))
+        return line_from_row(rows[0])
+
+    def lines(self) -> list[ResearchLine]:
+        """Every research line, by name."""
+        rows = self._store.read(
+            lambda db: list(db.query("SELECT * FROM lines ORDER BY name COLLATE NOCASE, name"))
+        )
+        return [line_from_row(r) for r in rows]
+
+    def _lines_by_name(self) -> dict[str, ResearchLine]:
+        return {line.name: line for line in self.lines()}
+
+    # -- recording -----------------------------------------------------------------------------
+    def record(self, experiment: Experiment | Mapping[str, Any]) -> str:
+        """Store an experiment (and its embedding); return its id.
+
+        Idempotent by ``idempotency_key``: recording a key that is already stored writes nothing
+        and returns the first experiment's id.
+        """
+        return self.record_many([experiment])[0]
+
+    def record_many(self, experiments: Iterable[Experiment | Mapping[str, Any]]) -> list[str]:
+        """Record several experiments in one transaction, embedding their texts in one batch."""
+        lines = self._lines_by_name()
+        exps = [with_line_defaults(coerce(e), lines) for e in experiments]
+        if not exps:
+            return []
+        keys = sorted({e.idempotency_key for e in exps if e.idempotency_key})
+        stored = self._ids_for_keys(keys) if keys else {}
+        # Embed only what will be written: not keys already stored, nor repeats in the batch.
+        to_embed: dict[str, Experiment] = {}
+        seen = set(stored)
+        for exp in exps:
+            if exp.idempotency_key not in seen:
+                to_embed[str(exp.id)] = exp
+                if exp.idempotency_key:
+                    seen.add(exp.idempotency_key)
+        vectors = self._semantic.embed([text_of(e) for e in to_embed.values()])
+        row_of = {exp_id: i for i, exp_id in enumerate(to_embed)}
+
+        def vector_of(exp: Experiment) -> np.ndarray:
+            at = row_of.get(str(exp.id))
+            # Not embedded beforehand only if another process stored its key in between.
+            return vectors[at] if at is not None else self._semantic.embed([text_of(exp)])[0]
+
+        return self._store.write(lambda db: insert_experiments(db, exps, vector_of, self._semantic))
+
+    def _ids_for_keys(self, keys: Sequence[str]) -> dict[str, str]:
+        marks = ", ".join("?" for _ in keys)
+        sql = f"SELECT idempotency_key, id FROM experiments WHERE idempotency_key IN ({marks})"
+        return dict(self._store.read(lambda db: db.conn.execute(sql, list(keys)).fetchall()))
+
+    def update(self, id: str, **fields: Any) -> Experiment:
+        """Change fields of a stored experiment (status, metrics, finished, verdict, notes, ...).
+
+        ``id`` and ``idempotency_key`` cannot change. If the searchable text changes (name,
+        hypothesis, pipeline summary, notes, tags) the experiment is embedded again.
+        """
+        for field in fields:
+            if field not in Experiment.model_fields:
+                known = ", ".join(f for f in Experiment.model_fields if f not in FROZEN_FIELDS)
+                raise ValidationError(field, f"unknown experiment field; known: {known}")
+            if field in FROZEN_FIELDS:
+                raise ValidationError(field, "cannot be changed once recorded")
+        lines = self._lines_by_name()
+        current = self.get(id)
+        text = text_of(merged(current, fields, lines))
+        # Embed outside the write lock; the transaction re-checks against what is stored then.
+        precomputed = (text, self._semantic.embed([text])[0]) if text != text_of(current) else None
+        return self._store.write(
+            lambda db: update_experiment(db, id, fields, lines, self._semantic, precomputed)
+        )
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, id: str) -> Experiment:
+        """The experiment ``id``; a KnowledgeBaseError naming it if there is none."""
+        rows = self._store.read(
+            lambda db: list(db.query("SELECT * FROM experiments WHERE id = ?", [id]))
+        )
+        if not rows:
+            raise KnowledgeBaseError(f"no experiment with id {id!r}")
+        return experiment_from_row(rows[0])
+
+    def experiments(
+        self,
+        *,
+        line: str | None = None,
+        status: str | Sequence[str] | None = None,
+        origin: str | Sequence[str] | None = None,
+        run_id: str | None = None,
+        limit: int | None = None,
+        order: str = "started",
+    ) -> list[Experiment]:
+        """Experiments matching the filters; ``order`` is ``"started"`` (oldest first) or
+        ``"-started"`` (newest first)."""
+        if line is not None:
+            self.get_line(line)
+        if order not in _ORDERS:
+            raise ValidationError("order", f"expected one of {', '.join(_ORDERS)}, got {order!r}")
+        clause, params = filter_sql(line=line, status=status, origin=origin, run_id=run_id)
+        sql = f"SELECT * FROM experiments WHERE {clause} ORDER BY {_ORDERS[order]}"
+        if limit is not None:
+            sql += f" LIMIT {_positive(limit, 'limit')}"
+        rows = self._store.read(lambda db: list(db.query(sql, params)))
+        return [experiment_from_row(r) for r in rows]
+
+    def count(self, *, line: str | None = None, status: str | Sequence[str] | None = None) -> int:
+        """How many experiments match (all of them by default)."""
+        clause, params = filter_sql(line=line, status=status)
+        sql = f"SELECT count(*) FROM experiments WHERE {clause}"
+        return int(self._store.read(lambda db: db.conn.execute(sql, params).fetchone()[0]))
+
+    # -- semantic search -----------------------------------------------------------------------
+    def query(
+        self,
+        text: str | None = None,
+        *,
+        line: str | None = None,
+        tags: str | Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+        origin: str | Sequence[str] | None = None,
+        where: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        k: int = 10,
+    ) -> list[SearchHit]:
+        """Experiments by meaning and filters, best first, each with its cosine ``score``.
+
+        Without ``text`` (or with a blank one) only the filters apply and the newest come
+        first, with ``score`` None. ``tags`` must all be present; ``where`` is a metric
+        condition such as ``"accuracy > 0.9 and loss <= 0.3"``; ``since`` / ``until`` bound the
+        start time (datetime, ISO 8601, or an age like ``"7d"``).
+        """
+        _positive(k, "k")
+        if line is not None:
+            self.get_line(line)
+        clause, params = filter_sql(
+            line=line,
+            tags=tags,
+            status=status,
+            origin=origin,
+            where=where,
+            since=since,
+            until=until,
+        )
+        if text is None or not text.strip():
+            sql = f"SELECT * FROM experiments WHERE {clause} ORDER BY started DESC, seq DESC"
+            rows = self._store.read(lambda db: list(db.query(f"{sql} LIMIT {k}", params)))
+            return [SearchHit(experiment=experiment_from_row(r), score=None) for r in rows]
+        query_vector = self._semantic.embed([text])[0]
+        where_filter = None if clause == "1" else _SqlFilter(self._store, clause, params)
+        pairs = self._semantic.search(query_vector, k, where_filter)
+        if not pairs:
+            return []
+        marks = ", ".join("?" for _ in pairs)
+        sql = f"SELECT * FROM experiments WHERE seq IN ({marks})"
+        rows = self._store.read(lambda db: list(db.query(sql, [seq for seq, _ in pairs])))
+        by_seq = {r["seq"]: experiment_from_row(r) for r in rows}
+        return [
+            SearchHit(experiment=by_seq[seq], score=score) for seq, score in pairs if seq in by_seq
+        ]
+
+    def save_index(self) -> Path | None:
+        """Bring the vector index up to date and save it now; returns its path."""
+        return self._semantic.save()
+
+    # -- analytics -----------------------------------------------------------------------------
+    def trajectory(
+        self, line: str, metric: str | None = None, *, direction: str | None = None
+    ) -> list[TrajectoryPoint]:
+        """The line's metric over time (successful experiments), with the best value so far.
+
+        Another metric than the line's needs its ``direction``."""
+        ln = self.get_line(line)
+        metric, direction = _analytics.resolve_metric(ln, metric, direction)
+        return _analytics.trajectory(self.experiments(line=line), metric, direction)
+
+    def trend(self, line: str) -> Trend:
+        """Improving / Plateaued / Declining / Unknown (rule: :func:`classify_trend`)."""
+        points = self.trajectory(line)
+        return _analytics.classify_trend([p.value for p in points], self.get_line(line).direction)
+
+    def change_points(
+        self, line: str, metric: str | None = None, *, direction: str | None = None
+    ) -> list[ChangePoint]:
+        """Level shifts in the line's metric, each explained by what changed around it."""
+        ln = self.get_line(line)
+        metric, direction = _analytics.resolve_metric(ln, metric, direction)
+        return _analytics.change_points(self.experiments(line=line), metric, direction)
+
+    def best(self, line: str) -> Experiment | None:
+        """The line's best successful experiment by its metric and direction (None if none)."""
+        ln = self.get_line(line)
+        return _analytics.best_experiment(self.experiments(line=line), ln.metric, ln.direction)
+
+    def promising_lines(
+        self, k: int = 5, *, recent: timedelta = timedelta(days=7)
+    ) -> list[PromisingLine]:
+        """Lines that are improving, or close to the best comparable line and recently active."""
+        _positive(k, "k")
+        by_line: dict[str, list[Experiment]] = {}
+        for exp in self.experiments():
+            if exp.line is not None:
+                by_line.setdefault(exp.line, []).append(exp)
+        pairs = [(ln, by_line.get(ln.name, [])) for ln in self.lines()]
+        return _analytics.promising(pairs, k=k, recent=recent)
+
+    def generate_report(self, line: str, out_dir: str | Path) -> Report:
+        """Write a Markdown report (and its trajectory PNG) for ``line`` into ``out_dir``."""
+        from soma.knowledge._report import write_report
+
+        ln = self.get_line(line)
+        return write_report(ln, self.experiments(line=line), Path(out_dir))
+
+    # -- agent journal -------------------------------------------------------------------------
+    def journal_append(
+        self, run_id: str, iteration: int, kind: str, payload: Mapping[str, Any] | None = None
+    ) -> int:
+        """Append an entry to a run's journal; returns its id (increasing, never reused)."""
+        return _journal.append(self._store, run_id, iteration, kind, payload)
+
+    def journal(
+        self,
+        run_id: str,
+        *,
+        after_id: int = 0,
+        kinds: str | Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        """A run's entries with id > ``after_id``, oldest first (optionally only some kinds)."""
+        return _journal.entries(self._store, run_id, after_id=after_id, kinds=kinds, limit=limit)
+
+    def journal_runs(self) -> list[str]:
+        """Every run id with a journal, in the order the runs started."""
+        return _journal.run_ids(self._store)

@@ -1,0 +1,236 @@
+"""The semantic side of the knowledge base: embeddings in SQLite, a FAISS index kept in step.
+
+Every experiment's vector is written to SQLite in the same transaction as the experiment
+(``embeddings`` table, one row per experiment and embedder). The FAISS index is a cache of
+those rows: each query first brings it up to date with whatever any process wrote since
+(experiments carry a ``text_version`` that increases with every insert or text change), and
+it is loaded from, and saved to, a file beside the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from soma.errors import KnowledgeBaseError
+from soma.knowledge._embed import Embedder, experiment_text
+from soma.knowledge._records import Experiment
+from soma.knowledge._store import Store
+from soma.knowledge._vectors import EF_SEARCH, VectorIndex
+
+__all__ = ["Filter", "SemanticIndex", "text_of"]
+
+# A filtered query checks the filter on at most this many nearest neighbours before asking
+# SQLite for every match; below EXACT_LIMIT matches those are scored exactly.
+POSTFILTER_LIMIT = 4096
+EXACT_LIMIT = 8192
+
+_CATCH_UP_SQL = (
+    "SELECT e.seq, e.text_version, e.name, e.hypothesis, e.pipeline_summary, e.notes, e.tags, "
+    "v.text_version AS vector_version, v.vector FROM experiments e "
+    "LEFT JOIN embeddings v ON v.seq = e.seq AND v.model = ? "
+    "WHERE e.text_version > ? ORDER BY e.text_version LIMIT ?"
+)
+_UPSERT_VECTOR_SQL = (
+    "INSERT OR REPLACE INTO embeddings (seq, model, text_version, vector) VALUES (?, ?, ?, ?)"
+)
+
+
+def text_of(exp: Experiment | Mapping[str, Any]) -> str:
+    """The searchable text of an experiment (a record, or a row with JSON ``tags``)."""
+    get = exp.get if isinstance(exp, Mapping) else lambda key: getattr(exp, key)
+    tags = get("tags")
+    if isinstance(tags, str):
+        tags = json.loads(tags)
+    return experiment_text(
+        name=get("name"),
+        hypothesis=get("hypothesis"),
+        pipeline_summary=get("pipeline_summary"),
+        notes=get("notes"),
+        tags=tags or [],
+    )
+
+
+class Filter(Protocol):
+    """Structured conditions a semantic query must also meet."""
+
+    def accepts(self, seqs: Sequence[int]) -> set[int]:
+        """Which of these experiments meet the conditions."""
+        ...
+
+    def everything(self) -> list[int]:
+        """Every experiment that meets the conditions."""
+        ...
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "embedder"
+
+
+class SemanticIndex:
+    """Embeds texts and answers nearest-neighbour queries over a knowledge base's experiments."""
+
+    def __init__(self, store: Store, embedder: Embedder, *, hnsw_threshold: int) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.hnsw_threshold = hnsw_threshold
+        self.index: VectorIndex | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def path(self) -> Path | None:
+        """Where the index for this embedder is saved (None for an in-memory database)."""
+        if self.store.in_memory:
+            return None
+        db = self.store.path
+        return db.with_name(f"{db.stem}.vectors.{_slug(self.embedder.name)}.faiss")
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts``, checking the embedder kept its promise about the shape."""
+        dim = self.embedder.dim
+        if not texts:
+            return np.zeros((0, dim), dtype=np.float32)
+        vectors = np.ascontiguousarray(self.embedder.embed(list(texts)), dtype=np.float32)
+        if vectors.shape != (len(texts), dim):
+            raise KnowledgeBaseError(
+                f"embedder {self.embedder.name!r} returned shape {vectors.shape}, expected "
+                f"({len(texts)}, {dim})"
+            )
+        return vectors
+
+    # -- queries -------------------------------------------------------------------------------
+    def search(
+        self, query: np.ndarray, k: int, where: Filter | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` nearest ``(seq, cosine)`` pairs, only among experiments ``where`` accepts.
+
+        With a filter, the nearest neighbours are fetched first and the filter checked on just
+        those (a few hundred rows, not the table), widening the fetch eightfold until ``k``
+        pass. Only a very selective filter, that leaves fewer than ``k`` among the
+        ``POSTFILTER_LIMIT`` nearest, makes SQLite list every match, which are then scored
+        exactly (or, past ``EXACT_LIMIT`` matches, searched through the index).
+        """
+        with self._lock:
+            index = self.synced()
+            if where is None:
+                return index.search(query, k)
+            total = index.n_live
+            fetch = min(total, max(100, 20 * k))
+            while fetch:
+                nearest = index.search(query, fetch)
+                passed = where.accepts([seq for seq, _ in nearest])
+                hits = [(seq, score) for seq, score in nearest if seq in passed]
+                if len(hits) >= k or fetch >= total:
+                    return hits[:k]
+                if fetch >= POSTFILTER_LIMIT:
+                    break
+                fetch = min(total, POSTFILTER_LIMIT, fetch * 8)
+            candidates = where.everything()
+            if len(candidates) <= EXACT_LIMIT:
+                return index.exact(query, candidates, k)
+            return index.search(query, k, set(candidates).__contains__)
+
+    def synced(self) -> VectorIndex:
+        """The index, loaded or rebuilt if needed, with every stored experiment in it."""
+        with self._lock:
+            latest = self.store.read(
+                lambda db: int(
+                    db.conn.execute(
+                        "SELECT coalesce(max(text_version), 0) FROM experiments"
+                    ).fetchone()[0]
+                )
+            )
+            index = self.index
+            if index is None or index.synced > latest:
+                # A saved index newer than the database means the database was replaced.
+                index = self._load(latest) or VectorIndex(
+                    self.embedder.dim, hnsw_threshold=self.hnsw_threshold
+                )
+                self.index = index
+            if index.synced < latest:
+                self._catch_up(index)
+                if index.unsaved >= max(256, index.n_live // 10):
+                    self._save(index)
+            return index
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self) -> Path | None:
+        """Bring the index up to date and save it now."""
+        with self._lock:
+            self._save(self.synced())
+        return self.path
+
+    def close(self) -> None:
+        with self._lock:
+            if self.index is not None and self.index.unsaved:
+                self._save(self.index)
+
+    def _load(self, latest: int) -> VectorIndex | None:
+        path = self.path
+        if path is None or not path.exists():
+            return None
+        loaded = VectorIndex.load(
+            path, hnsw_threshold=self.hnsw_threshold, hnsw_m=32, ef_search=EF_SEARCH
+        )
+        if loaded is None:
+            return None
+        index, meta = loaded
+        fits = (
+            meta.get("kb_id") == self.store.kb_id
+            and meta.get("model") == self.embedder.name
+            and index.dim == self.embedder.dim
+            and index.synced <= latest
+        )
+        return index if fits else None
+
+    def _save(self, index: VectorIndex) -> None:
+        path = self.path
+        if path is None:
+            index.unsaved = 0
+            return
+        # The index is only a cache of SQLite: failing to save it costs a rebuild later.
+        with contextlib.suppress(OSError):
+            index.save(path, {"kb_id": self.store.kb_id, "model": self.embedder.name})
+
+    def _catch_up(self, index: VectorIndex, chunk: int = 20_000) -> None:
+        """Add every experiment whose text changed after ``index.synced``, embedding the ones
+        that have no vector from this embedder yet (e.g. recorded with another embedder)."""
+        model = self.embedder.name
+        while True:
+            rows = self.store.read(
+                lambda db: list(db.query(_CATCH_UP_SQL, [model, index.synced, chunk]))
+            )
+            if not rows:
+                return
+            vectors = np.zeros((len(rows), self.embedder.dim), dtype=np.float32)
+            missing = []
+            for i, row in enumerate(rows):
+                if row["vector_version"] == row["text_version"] and row["vector"] is not None:
+                    vectors[i] = np.frombuffer(row["vector"], dtype=np.float32)
+                else:
+                    missing.append(i)
+            if missing:
+                vectors[missing] = self.embed([text_of(rows[i]) for i in missing])
+                data = [
+                    (rows[i]["seq"], model, rows[i]["text_version"], vectors[i].tobytes())
+                    for i in missing
+                ]
+                self._write_vectors(data)
+            index.upsert(np.array([r["seq"] for r in rows], dtype=np.int64), vectors)
+            index.synced = int(rows[-1]["text_version"])
+
+    def _write_vectors(self, data: list[tuple[int, str, int, bytes]]) -> None:
+        self.store.write(lambda db: db.conn.executemany(_UPSERT_VECTOR_SQL, data))
+
+    def store_vector(self, db: Any, seq: int, text_version: int, vector: np.ndarray) -> None:
+        """Write one experiment's vector inside the caller's transaction."""
+        db.conn.execute(
+            _UPSERT_VECTOR_SQL, [seq, self.embedder.name, text_version, vector.tobytes()]
+        )

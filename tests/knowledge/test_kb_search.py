@@ -1,0 +1,322 @@
+"""Semantic search (real model), structured filters, and the persisted vector index."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kb_helpers import T0, exp
+
+from soma.errors import KnowledgeBaseError, ValidationError
+from soma.knowledge import HashingEmbedder, KnowledgeBase, MiniLMEmbedder, _search
+
+# MiniLM puts anything about training a network near "training diverged" (a wider network,
+# dropout), so the unrelated texts are about data, preprocessing and other model families.
+UNRELATED = [
+    "standardized the input features before the classifier",
+    "used a random forest with 200 trees",
+    "reduced the data to 16 principal components",
+    "cleaned mislabeled images from the dataset",
+    "tried a robust scaler on the features",
+    "more data augmentation with random crops",
+]
+RELATED = "loss exploded with a large step size"
+QUERY = "the learning rate was too high and training diverged"
+
+
+def test_meaning_finds_a_related_experiment_sharing_no_keywords(
+    semantic_kb: KnowledgeBase,
+) -> None:
+    kb = semantic_kb
+    assert isinstance(kb.embedder, MiniLMEmbedder)
+    kb.create_line("l", metric="loss", direction="minimize")
+    texts = [*UNRELATED[:3], RELATED, *UNRELATED[3:]]
+    ids = kb.record_many(
+        [exp(f"trial {i}", i=i, hypothesis=t, metrics={"loss": 1.0}) for i, t in enumerate(texts)]
+    )
+    assert not set(QUERY.lower().split()) & set(RELATED.lower().split())
+    hits = kb.query(QUERY)
+    assert hits[0].experiment.id == ids[3]
+    assert hits[0].experiment.hypothesis == RELATED
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert all(s is not None and -1.0 <= s <= 1.0 for s in scores)
+    # The same search restricted by filters (exact scoring path) agrees.
+    filtered = kb.query(QUERY, line="l", where="loss >= 1", k=3)
+    assert filtered[0].experiment.id == ids[3]
+    assert filtered[0].score == pytest.approx(hits[0].score, abs=1e-5)
+
+
+def test_query_without_text_filters_newest_first(kb: KnowledgeBase) -> None:
+    kb.create_line("l", metric="accuracy", direction="maximize")
+    kb.create_line("m", metric="accuracy", direction="maximize")
+    kb.record_many(
+        [
+            exp("a", i=0, metrics={"accuracy": 0.95, "loss": 0.2}, tags=["cnn", "aug"]),
+            exp("b", i=1, metrics={"accuracy": 0.85, "loss": 0.1}, tags=["cnn"]),
+            exp("c", i=2, metrics={"accuracy": 0.97}, status="failed", origin="agent"),
+            exp("d", line="m", i=3, metrics={"accuracy": 0.99, "loss": 0.5}),
+            exp("e", line=None, i=4, params={"lr": 0.5}),
+        ]
+    )
+
+    def names(**filters: object) -> list[str]:
+        hits = kb.query(**filters)  # type: ignore[arg-type]
+        assert all(h.score is None for h in hits)
+        return [h.experiment.name for h in hits]
+
+    assert names() == ["e", "d", "c", "b", "a"]
+    assert names(k=2) == ["e", "d"]
+    assert names(line="l") == ["c", "b", "a"]
+    assert names(where="accuracy > 0.9") == ["d", "c", "a"]
+    assert names(where="accuracy > 0.9 and loss <= 0.3") == ["a"]
+    assert names(where="accuracy < 0.9 or loss > 0.4") == ["d", "b"]
+    assert names(where="not accuracy > 0.9") == ["b"]  # missing metric: unknown, never matches
+    assert names(where="params.lr >= 0.5") == ["e"]
+    assert names(tags="cnn") == ["b", "a"]
+    assert names(tags=["cnn", "aug"]) == ["a"]
+    assert names(status="failed") == ["c"]
+    assert names(origin="agent") == ["c"]
+    assert names(since=T0 + timedelta(hours=2), until=T0 + timedelta(hours=3)) == ["d", "c"]
+    assert names(since=(T0 + timedelta(hours=3, minutes=30)).isoformat()) == ["e"]
+    assert names(since="1d") == []  # everything started in 2025
+
+
+def test_text_query_respects_filters(kb: KnowledgeBase) -> None:
+    kb.create_line("l", metric="accuracy", direction="maximize")
+    kb.record_many(
+        [
+            exp("pca whitening", i=0, metrics={"accuracy": 0.7}),
+            exp("pca whitening again", i=1, metrics={"accuracy": 0.95}),
+            exp("random forest", i=2, metrics={"accuracy": 0.96}),
+        ]
+    )
+    hits = kb.query("pca whitening", where="accuracy > 0.9")
+    assert [h.experiment.name for h in hits] == ["pca whitening again", "random forest"]
+    assert hits[0].score > hits[1].score
+
+
+@pytest.mark.parametrize(
+    ("where", "fragment"),
+    [
+        ("accuracy >", "position 10"),
+        ("accuracy >> 0.9", "position 10"),
+        ("accuracy > 0.9 and", "the end"),
+        ("0.9 > 0.8", "one name and one number"),
+        ("accuracy > loss", "one name and one number"),
+        ("(accuracy > 0.9", "expected ')'"),
+        ("accuracy ~ 0.9", "unexpected character '~'"),
+        ("accuracy 0.9", "comparison operator"),
+        ("", "expected a condition"),
+    ],
+)
+def test_malformed_where_is_a_clear_error(kb: KnowledgeBase, where: str, fragment: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        kb.query(where=where)
+    assert info.value.field == "where"
+    assert fragment in str(info.value)
+
+
+def test_bad_query_arguments(kb: KnowledgeBase) -> None:
+    for kwargs, field in (
+        ({"k": 0}, "k"),
+        ({"status": "great"}, "status"),
+        ({"origin": "mars"}, "origin"),
+        ({"since": "last tuesday"}, "since"),
+    ):
+        with pytest.raises(ValidationError) as info:
+            kb.query(**kwargs)  # type: ignore[arg-type]
+        assert info.value.field == field
+
+
+def _setup(path: Path, n: int = 30) -> list[str]:
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        kb.create_line("l", metric="accuracy", direction="maximize")
+        return kb.record_many(
+            [exp(f"topic{i} words{i}", i=i, metrics={"accuracy": i / n}) for i in range(n)]
+        )
+
+
+def test_persistence_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "kb.sqlite"
+    ids = _setup(path)
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        assert [e.id for e in kb.experiments()] == ids
+        assert kb.get_line("l").direction == "maximize"
+        assert kb.query("topic7 words7", k=1)[0].experiment.id == ids[7]
+        assert kb.best("l").id == ids[-1]
+    assert path.with_name("kb.vectors.hashing-256.faiss").is_file()
+
+
+def test_index_rebuilt_when_deleted_or_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "kb.sqlite"
+    ids = _setup(path)
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        kb.query("warm")
+        index_file = kb.index_path
+    assert index_file is not None and index_file.is_file()
+    index_file.unlink()
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        assert kb.query("topic12 words12", k=1)[0].experiment.id == ids[12]
+    assert index_file.is_file()  # rebuilt and saved again
+    index_file.write_bytes(b"not an index at all")
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        assert kb.query("topic3 words3", k=1)[0].experiment.id == ids[3]
+
+
+def test_stale_index_catches_up_with_other_writers(tmp_path: Path) -> None:
+    path = tmp_path / "kb.sqlite"
+    _setup(path, n=10)
+    reader = KnowledgeBase(path, embedder=HashingEmbedder())
+    writer = KnowledgeBase(path, embedder=HashingEmbedder())
+    try:
+        assert reader.query("zebra crossing", k=1)[0].experiment.name != "zebra crossing"
+        new_id = writer.record(exp("zebra crossing", i=50))
+        assert reader.query("zebra crossing", k=1)[0].experiment.id == new_id
+        # Text edits elsewhere reach the reader's index too (old vector replaced).
+        writer.update(new_id, name="giraffe neck", notes="tall")
+        top = reader.query("giraffe neck tall", k=1)[0]
+        assert top.experiment.id == new_id and top.score > 0.9
+        assert all(h.experiment.id != new_id for h in reader.query("zebra crossing", k=3))
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_index_from_another_database_is_not_used(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "kb.sqlite", tmp_path / "b" / "kb.sqlite"
+    _setup(a, n=5)
+    ids_b = _setup(b, n=8)
+    with KnowledgeBase(a, embedder=HashingEmbedder()) as kb:
+        kb.save_index()
+    with KnowledgeBase(b, embedder=HashingEmbedder()) as kb:
+        kb.save_index()
+        copied = kb.index_path
+    assert copied is not None
+    (a.parent / copied.name).replace(copied)  # b's folder now holds a's index
+    with KnowledgeBase(b, embedder=HashingEmbedder()) as kb:
+        assert kb.query("topic6 words6", k=1)[0].experiment.id == ids_b[6]
+
+
+def test_hnsw_past_the_threshold_and_tombstones(tmp_path: Path) -> None:
+    path = tmp_path / "kb.sqlite"
+    with KnowledgeBase(path, embedder=HashingEmbedder(), hnsw_threshold=40) as kb:
+        kb.create_line("l", metric="accuracy", direction="maximize")
+        ids = kb.record_many([exp(f"item{i} alpha{i}", i=i) for i in range(120)])
+        assert kb.query("item77 alpha77", k=1)[0].experiment.id == ids[77]
+        assert kb._index is not None and kb._index.kind == "hnsw"
+        for i in range(0, 30):
+            kb.update(ids[i], name=f"renamed{i} beta{i}")
+        assert kb.query("renamed5 beta5", k=1)[0].experiment.id == ids[5]
+        hits = kb.query("item5 alpha5", k=5)
+        assert ids[5] not in [h.experiment.id for h in hits]
+        assert len({h.experiment.id for h in hits}) == 5
+    with KnowledgeBase(path, embedder=HashingEmbedder(), hnsw_threshold=40) as kb:
+        assert kb.query("renamed29 beta29", k=1)[0].experiment.id == ids[29]
+        assert kb._index is not None and kb._index.kind == "hnsw"
+        assert kb._index.n_live == 120
+
+
+def test_switching_embedder_embeds_what_it_lacks(tmp_path: Path) -> None:
+    path = tmp_path / "kb.sqlite"
+    ids = _setup(path, n=6)
+    with KnowledgeBase(path, embedder=HashingEmbedder(dim=64)) as kb:
+        assert kb.query("topic4 words4", k=1)[0].experiment.id == ids[4]
+        assert kb.index_path is not None and kb.index_path.name == "kb.vectors.hashing-64.faiss"
+
+
+def test_embedder_spec_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError) as info:
+        KnowledgeBase(tmp_path / "kb.sqlite", embedder="word2vec")
+    assert info.value.field == "embedder"
+
+    class Broken:
+        name, dim = "broken", 8
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return np.zeros((len(texts), 3), dtype=np.float32)
+
+    with KnowledgeBase(tmp_path / "kb2.sqlite", embedder=Broken()) as kb:
+        with pytest.raises(KnowledgeBaseError, match="shape"):
+            kb.record(exp("x", line=None))
+        assert kb.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("hnsw_threshold", "postfilter_limit"), [(10_000, 4096), (100, 4096), (10_000, 60), (100, 60)]
+)
+def test_filtered_search_matches_exact_ranking(
+    tmp_path: Path, hnsw_threshold: int, postfilter_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Common filters are checked on the nearest neighbours; rare ones fall back to SQLite
+    listing every match (forced here with a small POSTFILTER_LIMIT). Both must give the exact
+    ranking among the matches."""
+    monkeypatch.setattr(_search, "POSTFILTER_LIMIT", postfilter_limit)
+    monkeypatch.setattr(_search, "EXACT_LIMIT", 150 if postfilter_limit == 60 else 8192)
+    embedder = HashingEmbedder(dim=64)
+    with KnowledgeBase(
+        tmp_path / "kb.sqlite", embedder=embedder, hnsw_threshold=hnsw_threshold
+    ) as kb:
+        kb.create_line("l", metric="accuracy", direction="maximize")
+        words = ["alpha", "beta", "gamma", "delta", "omega", "sigma"]
+        exps = [
+            exp(
+                f"{words[i % 6]} {words[(i * 7) % 6]} run{i}",
+                i=i,
+                metrics={"accuracy": (i % 10) / 10},
+                tags=["rare"] if i in (5, 77, 301) else ["common"],
+            )
+            for i in range(400)
+        ]
+        ids = kb.record_many(exps)
+        text = "alpha beta"
+        qv = embedder.embed([text])[0]
+        vectors = embedder.embed([f"{e.name}. Tags: {', '.join(e.tags)}" for e in exps])
+        scores = vectors @ qv
+
+        by_id = {exp_id: i for i, exp_id in enumerate(ids)}
+
+        def check(hits: list, keep: list[int], k: int, exact: bool) -> None:
+            # Each score is the true cosine; the scores are the top k among the matches
+            # (compared as values, since equal scores may come in any order).
+            got = [h.score for h in hits]
+            for h in hits:
+                assert h.score == pytest.approx(float(scores[by_id[h.experiment.id]]), abs=1e-5)
+                assert by_id[h.experiment.id] in keep
+            best = sorted((float(scores[i]) for i in keep), reverse=True)[:k]
+            if exact:
+                assert got == pytest.approx(best, abs=1e-5)
+            else:  # approximate index: nearly the same top k
+                assert len(got) == len(best) and sum(got) >= sum(best) - 0.2
+
+        rare = kb.query(text, tags="rare", k=5)
+        assert len(rare) == 3
+        check(rare, [5, 77, 301], 5, exact=True)
+        common = kb.query(text, where="accuracy >= 0.5", k=10)
+        check(common, [i for i in range(400) if (i % 10) >= 5], 10, hnsw_threshold == 10_000)
+
+
+@pytest.mark.parametrize("threshold", [10_000, 50])
+def test_vector_index_accept_predicate_and_tombstones(threshold: int) -> None:
+    from soma.knowledge._vectors import VectorIndex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex(16, hnsw_threshold=threshold, ef_search=200)
+    seqs = np.arange(1, 301, dtype=np.int64)
+    index.upsert(seqs, vectors)
+    index.upsert(seqs[:20], -vectors[:20])  # new vectors for 1..20; the old ones are tombstones
+    assert index.kind == ("flat" if threshold > 300 else "hnsw")
+    assert index.n_live == 300 and index.n_dead == 20
+    current = vectors.copy()
+    current[:20] *= -1
+    query = vectors[3]
+    accepted = set(range(1, 301, 7))
+    got = index.search(query, 5, accepted.__contains__)
+    truth = sorted(accepted, key=lambda s: -float(current[s - 1] @ query))[:5]
+    assert [s for s, _ in got] == truth
+    assert [s for s, _ in index.exact(query, sorted(accepted), 5)] == truth
+    assert 4 not in [s for s, _ in index.search(query, 10)]  # seq 4's old vector is gone
