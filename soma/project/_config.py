@@ -1,0 +1,203 @@
+"""``soma.toml``: the pydantic schema and its translation into readable errors.
+
+A project file looks like this (every key but ``[metric]`` has a default)::
+
+    name = "digits"                  # default: the project folder's name
+    description = "Which pipeline classifies handwritten digits best?"
+    filters = "filters"              # folder of Filter modules
+    data = "data.py:load"            # FILE.py:FUNCTION returning the splits
+
+    [[metric]]                       # primary metric first; [metric] for a single one
+    name = "accuracy"                # built-in name, or "metrics.py:function"
+    direction = "maximize"           # optional for built-ins (they know theirs)
+
+    [paths]                          # inside the project; defaults shown
+    kb = ".soma/kb.sqlite"
+    cache = ".soma/cache"
+    optuna = ".soma/optuna.sqlite"
+
+    [agent]
+    planner = "builtin"
+    max_experiments = 20
+    budget_usd = 1.0
+    seed = 0
+    approve = false
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from soma.errors import ProjectError
+
+__all__ = [
+    "CONFIG_FILE",
+    "AgentConfig",
+    "MetricConfig",
+    "PathsConfig",
+    "ProjectConfig",
+    "parse_config",
+    "parse_ref",
+    "project_relative",
+]
+
+CONFIG_FILE = "soma.toml"
+
+Direction = Literal["maximize", "minimize"]
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class MetricConfig(BaseModel):
+    """One ``[[metric]]`` entry: a built-in metric name or ``"FILE.py:FUNCTION"``."""
+
+    model_config = _STRICT
+
+    name: str = Field(min_length=1, description="built-in metric name or FILE.py:FUNCTION")
+    direction: Direction | None = Field(
+        default=None, description="'maximize' or 'minimize'; built-ins know theirs"
+    )
+
+
+class PathsConfig(BaseModel):
+    """Where Soma keeps its state; relative to the project root and inside it."""
+
+    model_config = _STRICT
+
+    kb: str = ".soma/kb.sqlite"
+    cache: str = ".soma/cache"
+    optuna: str = ".soma/optuna.sqlite"
+
+
+class AgentConfig(BaseModel):
+    """Settings of ``soma agent run``."""
+
+    model_config = _STRICT
+
+    planner: str = Field(default="builtin", min_length=1)
+    max_experiments: int = Field(default=20, ge=1)
+    budget_usd: float = Field(default=1.0, ge=0.0)
+    seed: int = 0
+    approve: bool = False
+
+
+class ProjectConfig(BaseModel):
+    """The whole of ``soma.toml``, validated."""
+
+    model_config = _STRICT
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    filters: str = Field(default="filters", min_length=1)
+    data: str = Field(default="data.py:load", min_length=1)
+    metric: list[MetricConfig] = Field(min_length=1)
+    paths: PathsConfig = PathsConfig()
+    agent: AgentConfig = AgentConfig()
+
+
+_SECTIONS = {"metric": MetricConfig, "paths": PathsConfig, "agent": AgentConfig}
+_REF = re.compile(r"^(?P<file>[^:]+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def parse_config(text: str, *, default_name: str, source: str = CONFIG_FILE) -> ProjectConfig:
+    """Parse and validate the text of a ``soma.toml``; ProjectError names any bad key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProjectError(f"{source}: invalid TOML: {exc}") from None
+    raw.setdefault("name", default_name)
+    if isinstance(raw.get("metric"), str):  # metric = "accuracy" as a shorthand
+        raw["metric"] = {"name": raw["metric"]}
+    metric_was_table = isinstance(raw.get("metric"), dict)
+    if metric_was_table:
+        raw["metric"] = [raw["metric"]]
+    if "metric" not in raw:
+        raise ProjectError(
+            f"{source}: missing the [metric] table, e.g.\n"
+            '[metric]\nname = "accuracy"\ndirection = "maximize"'
+        )
+    try:
+        return ProjectConfig.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        lines = [_describe_error(err, metric_was_table) for err in exc.errors()]
+        raise ProjectError(f"{source}: " + f"\n{source}: ".join(lines)) from None
+
+
+def _describe_error(err: Any, metric_was_table: bool) -> str:
+    loc = list(err["loc"])
+    kind = err["type"]
+    where = _where(loc[:-1] if kind == "extra_forbidden" else loc, metric_was_table)
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        model = _model_at(loc[:-1])
+        known = sorted(model.model_fields)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{where}unknown key {key!r}{hint}; known keys: {', '.join(known)}"
+    if kind == "missing":
+        return f"{where.rstrip(': ')}: missing required key"
+    message = str(err["msg"])
+    message = message.removeprefix("Value error, ").replace("Input should be ", "expected ")
+    message = re.sub(r"a valid dictionary or instance of \w+", "a table", message)
+    return f"{where}{message}, got {_short(err.get('input'))}"
+
+
+def _where(loc: list[Any], metric_was_table: bool) -> str:
+    """``['metric', 0, 'direction']`` -> ``"[metric] direction: "``."""
+    if not loc:
+        return ""
+    head, rest = str(loc[0]), loc[1:]
+    if head not in _SECTIONS:
+        return f"{head}: "
+    if head == "metric" and rest and isinstance(rest[0], int):
+        section = "[metric]" if metric_was_table else f"[[metric]] #{rest[0] + 1}"
+        rest = rest[1:]
+    else:
+        section = f"[{head}]"
+    field = ".".join(str(p) for p in rest)
+    return f"{section} {field}: " if field else f"{section} "
+
+
+def _model_at(loc: list[Any]) -> type[BaseModel]:
+    names = [p for p in loc if isinstance(p, str)]
+    return _SECTIONS.get(names[0], ProjectConfig) if names else ProjectConfig
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_ref(value: str, key: str) -> tuple[str, str]:
+    """Split ``"data.py:load"`` into ``("data.py", "load")``; ProjectError naming ``key``."""
+    match = _REF.match(value)
+    if not match:
+        raise ProjectError(
+            f"{CONFIG_FILE}: {key}: expected 'FILE.py:FUNCTION' (e.g. 'data.py:load'), "
+            f"got {value!r}"
+        )
+    return match["file"], match["func"]
+
+
+def project_relative(root: Path, value: str, key: str) -> Path:
+    """``root / value`` after checking that ``value`` stays inside the project.
+
+    The check is lexical (no symlink resolution), so a ``.soma`` that is a symlink to a
+    bigger disk still works, while ``/abs`` or ``../x`` are refused.
+    """
+    posix = value.replace("\\", "/")
+    normal = posixpath.normpath(posix)
+    if posixpath.isabs(posix) or Path(value).is_absolute() or normal.split("/")[0] == "..":
+        raise ProjectError(
+            f"{CONFIG_FILE}: {key}: expected a path inside the project (relative, "
+            f"without leading '..'), got {value!r}"
+        )
+    return root / normal
