@@ -1,0 +1,136 @@
+"""What Soma needs from Optuna beyond its public surface: sampler and pruner choices,
+quiet logging, a tell without a deep copy, and closing trials on Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from soma.errors import ValidationError
+from soma.study._result import SOMA_ATTR
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "check_pruner",
+    "check_sampler",
+    "fail_on_interrupt",
+    "make_pruner",
+    "make_sampler",
+    "private_tell",
+    "quiet_optuna",
+]
+
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "percentile")
+
+
+@functools.cache
+def private_tell() -> Callable[..., Any] | None:
+    try:
+        from optuna.study._tell import _tell_with_warning
+    except ImportError:  # a later Optuna moved it: fall back to the public tell
+        return None
+    return _tell_with_warning
+
+
+def check_sampler(sampler: Any) -> Any:
+    import optuna
+
+    if isinstance(sampler, optuna.samplers.BaseSampler):
+        return sampler
+    if sampler not in SAMPLERS:
+        raise ValidationError(
+            "sampler",
+            f"expected one of {', '.join(SAMPLERS)} or an Optuna sampler, got {sampler!r}",
+        )
+    return sampler
+
+
+def check_pruner(pruner: Any) -> Any:
+    import optuna
+
+    if pruner is None or isinstance(pruner, optuna.pruners.BasePruner):
+        return pruner
+    if isinstance(pruner, str):
+        kind, _, arg = pruner.partition(":")
+        if kind == "median" and not arg:
+            return ("median", 50.0)
+        if kind == "percentile":
+            try:
+                percentile = float(arg) if arg else 25.0
+            except ValueError:
+                percentile = -1.0
+            if 0.0 <= percentile <= 100.0:
+                return ("percentile", percentile)
+            raise ValidationError("pruner", f"percentile must be in [0, 100], got {arg!r}")
+    raise ValidationError(
+        "pruner",
+        "expected 'median', 'percentile', 'percentile:P', an Optuna pruner or None, "
+        f"got {pruner!r}",
+    )
+
+
+def make_sampler(spec: Any, seed: int | None, *, conditional: bool) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler for a checked ``sampler`` argument."""
+    import optuna
+
+    if not isinstance(spec, str):
+        return spec
+    if spec == "tpe":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # group=True lets TPE model conditional (slot) parameters per alternative.
+            return optuna.samplers.TPESampler(seed=seed, group=conditional)
+    # A grid is enqueued point by point (Study._plan_trials): its sampler never samples.
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def make_pruner(spec: Any) -> optuna.pruners.BasePruner:
+    """The Optuna pruner for a checked ``pruner`` argument (None: never prune)."""
+    import optuna
+
+    if spec is None:
+        return optuna.pruners.NopPruner()
+    if not isinstance(spec, tuple):
+        return spec
+    kind, percentile = spec
+    if kind == "median":
+        return optuna.pruners.MedianPruner()
+    return optuna.pruners.PercentilePruner(percentile)
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna logs every trial at INFO; Soma reports progress itself."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+@contextlib.contextmanager
+def fail_on_interrupt(study: optuna.Study, trials: Any) -> Iterator[None]:
+    """On Ctrl-C, close the running trials as failed so a later run does not see them
+    stuck in RUNNING."""
+    from optuna.trial import TrialState
+
+    try:
+        yield
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            for trial in list(trials):
+                with contextlib.suppress(Exception):
+                    trial.set_user_attr(SOMA_ATTR, {"error": f"interrupted: {exc!r}"})
+                    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        raise
