@@ -1,0 +1,37 @@
+"""Soma's MCP server and the one tool layer it shares with the agent.
+
+* :mod:`soma_mcp.tools`: the 13 tools as plain functions with pydantic inputs and outputs,
+  :class:`ToolContext` and the :data:`TOOLS` registry (no MCP SDK import);
+* :mod:`soma_mcp.server`: :func:`create_server` (an official-SDK ``MCPServer`` publishing the
+  tools, ``soma://`` resources and the prompts of ``soma_prompts``), :func:`serve_stdio` and
+  :func:`serve_http` (streamable HTTP behind a bearer token), used by ``soma mcp``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from soma_mcp.tools import TOOLS, PipelineFailedError, ToolContext, ToolError, ToolSpec
+
+if TYPE_CHECKING:
+    from soma_mcp.server import create_server, serve_http, serve_stdio
+
+__all__ = [
+    "TOOLS",
+    "PipelineFailedError",
+    "ToolContext",
+    "ToolError",
+    "ToolSpec",
+    "create_server",
+    "serve_http",
+    "serve_stdio",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The server pulls in the MCP SDK (and Starlette); the tool layer alone does not.
+    if name in ("create_server", "serve_http", "serve_stdio"):
+        from soma_mcp import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module 'soma_mcp' has no attribute {name!r}")

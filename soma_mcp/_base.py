@@ -1,0 +1,48 @@
+"""Base classes of the tool models and the progress callback type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "Action",
+    "Direction",
+    "Origin",
+    "ProgressCallback",
+    "Record",
+    "Status",
+    "ToolInput",
+    "ToolOutput",
+]
+
+#: progress(done, total_or_None, message_or_None); called from the tool's own thread.
+ProgressCallback = Callable[[float, float | None, str | None], None]
+
+Direction = Literal["maximize", "minimize"]
+Status = Literal["ok", "failed", "pruned", "running"]
+Action = Literal["draft", "improve", "debug", "ablate", "tune", "manual"]
+Origin = Literal["python", "cli", "mcp", "agent", "study"]
+
+
+class ToolInput(BaseModel):
+    """Arguments of a tool. Unknown arguments are refused, naming them (typos do not pass)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Record(BaseModel):
+    """A row inside a tool result (a filter, an experiment hit, a trajectory point)."""
+
+
+class ToolOutput(BaseModel):
+    """Result of a tool: structured fields plus :meth:`render`, a readable text."""
+
+    def render(self) -> str:
+        """A short, readable text of this result (Markdown)."""
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.render()

@@ -1,0 +1,58 @@
+"""Errors the tool layer raises on purpose.
+
+Every tool turns a failure it anticipated into a :class:`ToolError` whose message is written
+for the reader of the tool result (a person or a language model): what went wrong, which
+field or node, and what was expected. The MCP server turns it into an ``is_error`` result;
+in-process callers (the agent) catch it like any exception.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from soma.errors import SomaError
+
+if TYPE_CHECKING:
+    import pydantic
+
+__all__ = ["PipelineFailedError", "ToolError", "describe_validation_error"]
+
+
+class ToolError(SomaError):
+    """A tool refused its input or could not do its work; ``field`` names the argument at fault."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class PipelineFailedError(ToolError):
+    """User code raised while a pipeline ran; the experiment was recorded as failed.
+
+    ``node`` names the failing node (or ``"metric"`` / ``"data"``), ``experiment_id`` the
+    failed experiment in the knowledge base and ``traceback_tail`` the useful end of the
+    traceback (the frames of the user's own code).
+    """
+
+    def __init__(
+        self, message: str, *, node: str, experiment_id: str | None, traceback_tail: str
+    ) -> None:
+        self.node = node
+        self.experiment_id = experiment_id
+        self.traceback_tail = traceback_tail
+        super().__init__(message)
+
+
+def describe_validation_error(tool: str, exc: pydantic.ValidationError) -> str:
+    """``Invalid arguments for run_study: n_trials: Input should be ...`` (one line a field)."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(arguments)"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown argument"
+        got = (
+            "" if err["type"] in ("missing", "extra_forbidden") else f" (got {err['input']!r:.80})"
+        )
+        lines.append(f"{loc}: {msg}{got}")
+    return f"Invalid arguments for {tool}: " + "; ".join(lines)

@@ -1,0 +1,235 @@
+"""Inputs and outputs of the tools that run or record experiments.
+
+run_pipeline, run_study and record_experiment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from soma_mcp._base import Action, Origin, Record, Status, ToolInput, ToolOutput
+from soma_mcp._render import fmt, markdown_table
+
+__all__ = [
+    "NodeRun",
+    "RecordExperimentInput",
+    "RecordExperimentOutput",
+    "RunPipelineInput",
+    "RunPipelineOutput",
+    "RunStudyInput",
+    "RunStudyOutput",
+    "SpaceSpec",
+    "TrialRow",
+]
+
+_SPEC_HELP = (
+    "The pipeline: an expression string over the project's filter names, e.g. "
+    "\"StandardScale() >> PCA(n_components=16) >> LogReg(C=1.0)\" ('>>' chains, '|' forks, "
+    'literal arguments only), or a JSON object: {"chain": [...]}, {"fork": [...]}, '
+    '{"filter": "PCA", "params": {...}}. Call list_filters for the names.'
+)
+_LINE_HELP = (
+    "Research line to file the experiment under (see list_research_lines). Omit it to use the "
+    "project's default line. An unknown line is an error: create it with create_research_line."
+)
+
+
+class RunPipelineInput(ToolInput):
+    """Fit a pipeline on the training split, score it on the validation split, record it."""
+
+    spec: str | dict[str, Any] = Field(description=_SPEC_HELP)
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Overrides as {'node.param': value}, node names as in the built graph "
+        "(snake_case of the class, e.g. {'pca.n_components': 32}).",
+    )
+    research_line: str | None = Field(None, description=_LINE_HELP)
+    hypothesis: str = Field("", description="What this experiment tests, in one sentence.")
+    name: str | None = Field(None, description="Short experiment name (default: the pipeline).")
+    parent_id: str | None = Field(None, description="Experiment this one derives from.")
+    action: Action = Field("manual", description="Why it was run: draft, improve, debug, ...")
+    tags: list[str] = Field(default_factory=list)
+    seed: int | None = Field(
+        None, description="Random seed: sets numpy/random and every 'seed'/'random_state' param."
+    )
+    idempotency_key: str | None = Field(
+        None,
+        description="Re-sending the same key returns the first run's result instead of rerunning.",
+    )
+    origin: Origin = Field("mcp", description="Who ran it (recorded with the experiment).")
+
+
+class NodeRun(Record):
+    name: str
+    fit_cache_hit: bool | None = None
+    forward_cache_hit: bool | None = None
+    duration_s: float = 0.0
+
+
+class RunPipelineOutput(ToolOutput):
+    experiment_id: str
+    research_line: str
+    pipeline: str = Field(description="One-line summary of the pipeline that ran.")
+    metrics: dict[str, float]
+    primary_metric: str
+    value: float | None = Field(description="The primary metric on the validation split.")
+    direction: str
+    duration_s: float
+    cache_hits: int
+    cache_misses: int
+    nodes: list[NodeRun] = Field(default_factory=list)
+    best_experiment_id: str | None = Field(None, description="Best experiment of the line now.")
+    best_value: float | None = None
+    is_new_best: bool = Field(False, description="True when this run is the line's best.")
+    replayed: bool = Field(False, description="True when an earlier run with this key answered.")
+
+    def render(self) -> str:
+        head = f"Experiment {self.experiment_id} on line '{self.research_line}'"
+        if self.replayed:
+            head += " (earlier result for this idempotency key; not rerun)"
+        metrics = ", ".join(f"{k}={fmt(v)}" for k, v in self.metrics.items())
+        best = "NEW BEST" if self.is_new_best else f"line best {fmt(self.best_value)}"
+        return (
+            f"{head}\n{self.pipeline}\n{self.primary_metric} = {fmt(self.value)} "
+            f"({self.direction}; {best})\nmetrics: {metrics}\n"
+            f"took {self.duration_s:.2f} s; cache {self.cache_hits} hit(s), "
+            f"{self.cache_misses} miss(es)"
+        )
+
+
+class SpaceSpec(Record):
+    """A search space: low/high (ints give an int range; log=True for a log scale) or choices."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    step: int | float | None = None
+    choices: list[Any] | None = None
+
+
+class RunStudyInput(ToolInput):
+    """Search hyperparameters of a pipeline with Optuna; every trial is recorded."""
+
+    spec: str | dict[str, Any] = Field(description=_SPEC_HELP)
+    space: dict[str, SpaceSpec] | None = Field(
+        None,
+        description="Search space as {'node.param': {'low': .., 'high': .., 'log': bool} or "
+        "{'choices': [...]}}. Omit to search what the filters declare with search().",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Fixed overrides {'node.param': value} for every trial."
+    )
+    sampler: Literal["tpe", "random", "grid"] = Field("tpe", description="Optuna sampler.")
+    pruner: Literal["none", "median", "percentile"] = Field(
+        "none", description="Stop unpromising trials early (for filters that report progress)."
+    )
+    n_trials: int = Field(20, ge=1, le=10_000, description="Number of trials.")
+    timeout: float | None = Field(
+        None, gt=0, description="Stop starting new trials after this many seconds."
+    )
+    research_line: str | None = Field(None, description=_LINE_HELP)
+    seed: int | None = Field(None, description="Seed of the sampler.")
+    name: str | None = Field(None, description="Study name (default: generated).")
+
+
+class TrialRow(Record):
+    number: int
+    status: str
+    value: float | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    experiment_id: str | None = None
+
+
+class RunStudyOutput(ToolOutput):
+    study: str
+    research_line: str
+    metric: str
+    direction: str
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_experiment_id: str | None = None
+    n_trials: int = Field(description="Trials this call ran.")
+    total_trials: int = Field(description="Trials of the study, with earlier runs of its name.")
+    trials_by_status: dict[str, int] = Field(description="This call's trials by status.")
+    duration_s: float
+    top_trials: list[TrialRow] = Field(
+        default_factory=list, description="The best trials, best first (bounded)."
+    )
+
+    def render(self) -> str:
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.trials_by_status.items()))
+        best = ", ".join(f"{k}={fmt(v)}" for k, v in self.best_params.items()) or "-"
+        rows = [[t.number, t.status, t.value, t.experiment_id] for t in self.top_trials]
+        table = markdown_table(["trial", "status", self.metric, "experiment"], rows)
+        earlier = self.total_trials - self.n_trials
+        before = f"; {earlier} from earlier runs" if earlier else ""
+        return (
+            f"Study {self.study} on line '{self.research_line}': {self.n_trials} trial(s) "
+            f"({counts}{before}) in {self.duration_s:.1f} s\n"
+            f"best {self.metric} = {fmt(self.best_value)} ({self.direction}) with {best}\n\n"
+            f"{table}"
+        )
+
+
+class RecordExperimentInput(ToolInput):
+    """Record an experiment run outside Soma, or set the verdict/notes/tags of an existing one."""
+
+    id: str | None = Field(
+        None,
+        description="Existing experiment to update; then only verdict, notes and tags may be "
+        "given (plus metrics/status to complete a running one).",
+    )
+    name: str | None = None
+    hypothesis: str | None = None
+    research_line: str | None = Field(None, description=_LINE_HELP)
+    pipeline_spec: str | dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    metrics: dict[str, float] | None = Field(
+        None, description="Metric values by name; should include the line's metric."
+    )
+    status: Status | None = None
+    error: str | None = None
+    parent_id: str | None = None
+    action: Action | None = None
+    tags: list[str] | None = None
+    notes: str | None = None
+    seed: int | None = None
+    verdict: Literal["supported", "refuted", "inconclusive"] | None = Field(
+        None, description="Conclusion about the hypothesis."
+    )
+    duration_s: float | None = Field(None, ge=0)
+    idempotency_key: str | None = None
+    origin: Origin = "mcp"
+
+    @model_validator(mode="after")
+    def _update_fields_only(self) -> RecordExperimentInput:
+        if self.id is None:
+            return self
+        allowed = {"id", "verdict", "notes", "tags", "metrics", "status", "error", "origin"}
+        given = {k for k in self.model_fields_set if getattr(self, k) is not None}
+        extra = sorted(given - allowed)
+        if extra:
+            raise ValueError(
+                f"when 'id' is given only {sorted(allowed - {'id', 'origin'})} can change; "
+                f"remove {extra}"
+            )
+        return self
+
+
+class RecordExperimentOutput(ToolOutput):
+    experiment_id: str
+    research_line: str
+    created: bool = Field(description="False when an existing experiment was updated.")
+    status: str
+    value: float | None = Field(None, description="The line's metric, if recorded.")
+    verdict: str | None = None
+
+    def render(self) -> str:
+        verb = "Recorded" if self.created else "Updated"
+        verdict = f", verdict {self.verdict}" if self.verdict else ""
+        return (
+            f"{verb} experiment {self.experiment_id} on line '{self.research_line}' "
+            f"(status {self.status}, value {fmt(self.value)}{verdict})"
+        )
