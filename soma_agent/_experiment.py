@@ -1,0 +1,269 @@
+"""experiment: run a hypothesis through the tool layer, record it, judge it against its parent."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from soma_agent._history import experiment_value
+from soma_agent._hypothesis import Hypothesis
+from soma_agent._verdict import judge
+
+if TYPE_CHECKING:
+    from soma_agent._loop import AgentLoop, LoopState
+
+__all__ = ["ExperimentRunner", "beats", "idempotency_key"]
+
+
+def beats(value: float | None, other: float | None, direction: str, *, strict: bool = True) -> bool:
+    """Whether ``value`` is better than ``other`` in ``direction`` (anything beats None)."""
+    if value is None:
+        return False
+    if other is None:
+        return True
+    if direction == "maximize":
+        return value > other if strict else value >= other
+    return value < other if strict else value <= other
+
+
+def idempotency_key(run_id: str, iteration: int) -> str:
+    """The key an iteration's experiment is recorded under (a resumed run reuses it)."""
+    return f"{run_id}/it{iteration}"
+
+
+class ExperimentRunner:
+    def __init__(self, loop: AgentLoop) -> None:
+        self.loop = loop
+
+    def run(self, state: LoopState) -> dict[str, Any]:
+        loop = self.loop
+        hyp = Hypothesis.model_validate(state["hypothesis"])
+        key = idempotency_key(loop.run_id, state["iteration"])
+        result = loop._find("experiment_result", hypothesis_id=hyp.id)
+        if result is None:
+            if loop._find("experiment_started", hypothesis_id=hyp.id) is None:
+                loop.journal(
+                    "experiment_started",
+                    {
+                        "hypothesis_id": hyp.id,
+                        "idempotency_key": key,
+                        "spec": hyp.spec,
+                        "action": hyp.action,
+                    },
+                )
+            result = self._execute(hyp, key, state)
+            loop.journal("experiment_result", result)
+        verdict = loop._find("verdict", hypothesis_id=hyp.id)
+        if verdict is None:
+            verdict = self._judge(hyp, result, state)
+            loop.journal("verdict", verdict)
+        return self._update(state, hyp, result, verdict)
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _execute(self, hyp: Hypothesis, key: str, state: LoopState) -> dict[str, Any]:
+        from soma_mcp.tools import PipelineFailedError, ToolError
+
+        base = {
+            "hypothesis_id": hyp.id,
+            "experiment_id": None,
+            "status": "failed",
+            "metrics": {},
+            "value": None,
+            "duration_s": 0.0,
+            "error": None,
+            "n_recorded": 0,
+            "replayed": False,
+        }
+        try:
+            if hyp.action == "tune" and hyp.n_trials > 1:
+                out = self._study(hyp, state)
+            else:
+                out = self._pipeline(hyp, key)
+        except PipelineFailedError as exc:
+            exp_id = exc.experiment_id
+            if exp_id:
+                self._link(exp_id)
+            return {
+                **base,
+                "experiment_id": exp_id,
+                "error": _first_lines(str(exc)),
+                "n_recorded": 1 if exp_id else 0,
+                "node": exc.node,
+            }
+        except ToolError as exc:
+            return {**base, "error": f"not run: {exc}"}
+        return {**base, **out}
+
+    def _pipeline(self, hyp: Hypothesis, key: str) -> dict[str, Any]:
+        from soma_mcp.tools import RunPipelineInput, run_pipeline
+
+        loop = self.loop
+        out = run_pipeline(
+            loop.tools,
+            RunPipelineInput(
+                spec=hyp.spec,
+                params=hyp.params,
+                research_line=hyp.line or loop.line,
+                hypothesis=hyp.statement,
+                parent_id=hyp.parent_id,
+                action=hyp.action,
+                tags=["agent", loop.run_id, f"{loop.run_id}:{hyp.id}"],
+                seed=loop.settings.seed,
+                idempotency_key=key,
+                origin="agent",
+            ),
+        )
+        self._link(out.experiment_id)
+        return {
+            "experiment_id": out.experiment_id,
+            "status": "ok",
+            "metrics": dict(out.metrics),
+            "value": out.value,
+            "duration_s": round(out.duration_s, 4),
+            "n_recorded": 1,
+            "replayed": out.replayed,
+            "pipeline": out.pipeline,
+        }
+
+    def _study(self, hyp: Hypothesis, state: LoopState) -> dict[str, Any]:
+        from soma_mcp.tools import RunStudyInput, run_study
+
+        loop = self.loop
+        left = max(1, loop.settings.max_experiments - state["n_experiments"])
+        # The study's name is fixed per iteration, so its trials' idempotency keys are too:
+        # a resumed run re-evaluates but never re-records a finished trial.
+        name = f"{loop.run_id}-it{state['iteration']}"
+        out = run_study(
+            loop.tools,
+            RunStudyInput(
+                spec=hyp.spec,
+                params=hyp.params,
+                n_trials=min(hyp.n_trials, left),
+                research_line=hyp.line or loop.line,
+                seed=loop.settings.seed,
+                name=name,
+            ),
+        )
+        trials = loop.kb.query(tags=[f"study:{name}"], k=max(1, out.n_trials))
+        for hit in trials:
+            self._link(hit.experiment.id)
+        return {
+            "experiment_id": out.best_experiment_id,
+            "status": "ok" if out.best_value is not None else "failed",
+            "metrics": {out.metric: out.best_value} if out.best_value is not None else {},
+            "value": out.best_value,
+            "duration_s": round(out.duration_s, 4),
+            "n_recorded": out.n_trials,
+            "study": name,
+            "trial_ids": [h.experiment.id for h in trials],
+        }
+
+    def _link(self, experiment_id: str) -> None:
+        # Linking is a convenience (kb.experiments(run_id=...)); the tags hold the run id too.
+        with contextlib.suppress(Exception):
+            self.loop.kb.update(experiment_id, run_id=self.loop.run_id)
+
+    # -- judging --------------------------------------------------------------------------------
+
+    def _judge(self, hyp: Hypothesis, result: dict[str, Any], state: LoopState) -> dict[str, Any]:
+        loop = self.loop
+        kb = loop.kb
+        exp_id = result.get("experiment_id")
+        ref_id, ref_value = None, None
+        if hyp.parent_id:
+            try:
+                parent = kb.get(hyp.parent_id)
+                ref_id, ref_value = parent.id, experiment_value(parent, loop.metric)
+            except Exception:
+                ref_id = None
+        if ref_value is None:
+            ref_id, ref_value = state.get("best_experiment_id"), state.get("best_value")
+            if ref_id == exp_id:
+                ref_id, ref_value = None, None
+        line_values, repeats = [], []
+        this = kb.get(exp_id) if exp_id else None
+        for e in kb.experiments(line=hyp.line or loop.line, status="ok"):
+            if e.id == exp_id or e.id in set(result.get("trial_ids") or []):
+                continue
+            value = experiment_value(e, loop.metric)
+            if value is None:
+                continue
+            line_values.append(value)
+            if (
+                this is not None
+                and e.pipeline_summary == this.pipeline_summary
+                and e.params == this.params
+            ):
+                repeats.append(value)
+        v = judge(
+            result.get("value"),
+            ref_value,
+            loop.direction,
+            expected=hyp.expected_effect,
+            status=result.get("status", "failed"),
+            error=result.get("error"),
+            reference_id=ref_id,
+            repeat_values=repeats,
+            line_values=line_values,
+        )
+        if exp_id:
+            from soma_mcp.tools import RecordExperimentInput, record_experiment
+
+            try:
+                record_experiment(
+                    loop.tools,
+                    RecordExperimentInput(
+                        id=exp_id,
+                        verdict=v.verdict,
+                        notes=f"{hyp.statement} — {v.reason}",
+                        origin="agent",
+                    ),
+                )
+            except Exception as exc:  # the verdict is journaled even if the KB refuses it
+                loop.journal("error", {"message": f"could not record the verdict: {exc}"})
+        return {
+            "hypothesis_id": hyp.id,
+            "experiment_id": exp_id,
+            "verdict": v.verdict,
+            "reason": v.reason,
+            "reference_id": ref_id,
+            "delta": v.delta,
+            "threshold": v.threshold,
+        }
+
+    def _update(
+        self, state: LoopState, hyp: Hypothesis, result: dict[str, Any], verdict: dict[str, Any]
+    ) -> dict[str, Any]:
+        loop = self.loop
+        value = result.get("value") if result.get("status") == "ok" else None
+        update: dict[str, Any] = {
+            "n_experiments": state["n_experiments"] + int(result.get("n_recorded") or 0),
+            "no_improve": state["no_improve"] + 1,
+        }
+        if beats(value, state.get("best_value"), loop.direction):
+            update.update(
+                best_value=value, best_experiment_id=result.get("experiment_id"), no_improve=0
+            )
+        entry = {
+            "iteration": state["iteration"],
+            "hypothesis_id": hyp.id,
+            "statement": hyp.statement,
+            "action": hyp.action,
+            "source": hyp.source,
+            "spec": hyp.spec,
+            "params": hyp.params,
+            "parent_id": hyp.parent_id,
+            "experiment_id": result.get("experiment_id"),
+            "status": result.get("status"),
+            "value": value,
+            "error": result.get("error"),
+            "verdict": verdict.get("verdict"),
+            "n_recorded": int(result.get("n_recorded") or 0),
+        }
+        update["history"] = [*state["history"], entry]
+        return update
+
+
+def _first_lines(text: str, n: int = 6) -> str:
+    return "\n".join(text.splitlines()[:n])[:1500]

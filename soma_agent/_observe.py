@@ -1,0 +1,120 @@
+"""observe: what the knowledge base and the project say before each hypothesis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from soma_agent._history import experiment_value
+from soma_agent._hypothesis import LineSnapshot, Observation, SimilarExperiment
+from soma_agent._roles import infer_role
+
+__all__ = ["build_observation", "experiment_row"]
+
+_MAX_LINES = 8
+
+
+def experiment_row(exp: Any, metric: str) -> dict[str, Any]:
+    return {
+        "id": exp.id,
+        "status": exp.status,
+        "action": exp.action,
+        "value": experiment_value(exp, metric),
+        "verdict": exp.verdict,
+        "pipeline": exp.pipeline_summary or str(exp.pipeline_spec or ""),
+        "hypothesis": exp.hypothesis or "",
+        "error": (exp.error or "").splitlines()[0][:200] if exp.error else "",
+    }
+
+
+def build_observation(
+    tools: Any,
+    *,
+    goal: str,
+    line: str,
+    iteration: int,
+    n_experiments: int,
+    max_experiments: int,
+    pending: list[dict[str, Any]],
+    no_improvement_for: int,
+) -> Observation:
+    kb = tools.kb
+    ln = kb.get_line(line)
+    metric = ln.metric
+    best = kb.best(line)
+    lines = []
+    for other in kb.lines()[:_MAX_LINES]:
+        other_best = kb.best(other.name)
+        lines.append(
+            LineSnapshot(
+                name=other.name,
+                metric=other.metric,
+                direction=other.direction,
+                trend=str(getattr(kb.trend(other.name), "value", kb.trend(other.name))),
+                n_experiments=kb.count(line=other.name),
+                best_value=experiment_value(other_best, other.metric) if other_best else None,
+                best_experiment_id=other_best.id if other_best else None,
+                best_pipeline=other_best.pipeline_summary if other_best else None,
+            )
+        )
+    recent = kb.experiments(line=line, order="-started", limit=8)
+    failures = kb.experiments(line=line, status="failed", order="-started", limit=3)
+    similar: list[SimilarExperiment] = []
+    seen: set[str] = set()
+    # Past experiments close in meaning to the goal and to each hypothesis still waiting.
+    queries = [(goal, 5)] + [(str(p.get("statement") or ""), 3) for p in pending]
+    hits = [h for text, k in queries if recent and text for h in kb.query(text, line=line, k=k)]
+    for hit in hits:
+        e = hit.experiment
+        if e.id in seen:
+            continue
+        seen.add(e.id)
+        similar.append(
+            SimilarExperiment(
+                id=e.id,
+                score=float(hit.score or 0.0),
+                value=experiment_value(e, metric),
+                status=e.status,
+                hypothesis=e.hypothesis or "",
+                pipeline=e.pipeline_summary or "",
+            )
+        )
+    catalog = tools.catalog()
+    filters = [
+        {
+            "name": info.name,
+            "role": infer_role(info),
+            "doc": info.doc,
+            "params": {k: _short_param(v) for k, v in info.params.items()},
+        }
+        for info in catalog.filters.values()
+    ]
+    return Observation(
+        goal=goal,
+        line=line,
+        metric=metric,
+        direction=ln.direction,
+        iteration=iteration,
+        n_experiments=n_experiments,
+        experiments_left=max(0, max_experiments - n_experiments),
+        best_value=experiment_value(best, metric) if best else None,
+        best_experiment_id=best.id if best else None,
+        best_pipeline=best.pipeline_summary if best else None,
+        lines=lines,
+        recent=[experiment_row(e, metric) for e in reversed(recent)],
+        failures=[experiment_row(e, metric) for e in failures],
+        similar=similar,
+        pending=pending,
+        filters=filters,
+        no_improvement_for=no_improvement_for,
+    )
+
+
+def _short_param(value: Any) -> Any:
+    if isinstance(value, dict) and "type" in value:
+        kind = value["type"]
+        if kind == "choice":
+            return f"one of {value.get('choices')} (default {value.get('default')!r})"
+        log = ", log" if value.get("log") else ""
+        bounds = f"[{value.get('low')}, {value.get('high')}{log}]"
+        return f"{kind} in {bounds} (default {value.get('default')!r})"
+    return value

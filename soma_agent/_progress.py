@@ -1,0 +1,147 @@
+"""Live progress of a run in the terminal (rich): one block per iteration, a spinner while
+an experiment runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ProgressPrinter", "entry_line"]
+
+
+def _value(value: Any) -> str:
+    return "–" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+class ProgressPrinter:
+    """``on_entry`` callback for :func:`soma_agent.run_agent` that prints as the run goes."""
+
+    def __init__(self, console: Any = None, *, metric: str = "value") -> None:
+        from rich.console import Console
+
+        self.console = console or Console()
+        self.metric = metric
+        self.best: float | None = None
+        self.best_id: str | None = None
+        self.direction = "maximize"
+        self._status: Any = None
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        kind, p, it = entry["kind"], entry.get("payload") or {}, entry.get("iteration", 0)
+        if kind != "experiment_started":
+            self._stop_spinner()
+        c = self.console
+        if kind == "run_started":
+            self.metric = p.get("metric") or self.metric
+            self.direction = p.get("direction") or self.direction
+            verb = "Resuming" if p.get("resumed") else "Starting"
+            c.print(
+                f"[bold]{verb} agent run[/] on line [cyan]{p.get('line')}[/] — goal: "
+                f"{p.get('goal')}\n  planner {p.get('planner')}, at most "
+                f"{p.get('max_experiments')} experiments, budget ${p.get('budget_usd')}"
+                + (", approval required" if p.get("approve") else ""),
+                highlight=False,
+            )
+            if p.get("price_note"):
+                c.print(f"  [yellow]note:[/] {p['price_note']}", highlight=False)
+        elif kind == "observation" and p.get("best_value") is not None and self.best is None:
+            self.best, self.best_id = p["best_value"], p.get("best_experiment_id")
+        elif kind == "hypothesis":
+            source = "" if p.get("source") == "builtin" else f" [{p.get('source')}]"
+            c.rule(f"iteration {it}", style="dim")
+            c.print(
+                f"[bold cyan]{p.get('action')}[/]{source} {p.get('statement')}", highlight=False
+            )
+            c.print(f"  [dim]{p.get('spec')}[/]", highlight=False)
+        elif kind == "awaiting_approval":
+            c.print(
+                f"  [bold magenta]awaiting approval[/] of {p.get('hypothesis_id')}: run "
+                f"`soma agent approve RUN` or `soma agent veto RUN`",
+                highlight=False,
+            )
+        elif kind in ("approved", "vetoed", "paused", "resumed", "injected", "control_ignored"):
+            detail = p.get("reason") or p.get("hypothesis_id") or ""
+            c.print(f"  [yellow]{kind}[/] by {p.get('by', '?')} {detail}", highlight=False)
+        elif kind == "experiment_started":
+            self._status = c.status(f"running experiment {p.get('idempotency_key')}…")
+            self._status.start()
+        elif kind == "experiment_result":
+            self._result(p)
+        elif kind == "verdict":
+            style = {"supported": "green", "refuted": "red"}.get(p.get("verdict"), "yellow")
+            c.print(f"  [{style}]{p.get('verdict')}[/]: [dim]{p.get('reason')}[/]", highlight=False)
+        elif kind == "planner_fallback":
+            c.print(
+                f"  [yellow]planner fallback[/] (built-in planner this step): {p.get('reason')}",
+                highlight=False,
+            )
+        elif kind == "usage":
+            c.print(
+                f"  [dim]LLM {p.get('input_tokens')}+{p.get('output_tokens')} tokens, "
+                f"${p.get('total_cost_usd'):.4f} so far[/]",
+                highlight=False,
+            )
+        elif kind == "stopped":
+            c.print(f"[bold red]stopped[/]: {p.get('reason')}", highlight=False)
+        elif kind == "error":
+            c.print(f"[bold red]error[/]: {p.get('message')}", highlight=False)
+        elif kind == "decision" and not p.get("continue"):
+            c.rule(style="dim")
+            c.print(f"[bold]Stopping[/]: {p.get('reason')}", highlight=False)
+        elif kind == "run_finished":
+            c.print(
+                f"[bold]Run {p.get('status')}[/] after {p.get('n_experiments')} experiment(s); "
+                f"best {self.metric} {_value(p.get('best_value'))} "
+                f"({p.get('best_experiment_id')})",
+                highlight=False,
+            )
+        elif kind == "report":
+            c.print(f"Report: [bold]{p.get('path')}[/]", highlight=False)
+
+    def _result(self, p: dict[str, Any]) -> None:
+        value = p.get("value")
+        if p.get("status") != "ok":
+            error = (p.get("error") or "").splitlines()[0] if p.get("error") else ""
+            self.console.print(
+                f"  [red]failed[/] {p.get('experiment_id') or '(not recorded)'}: {error}",
+                highlight=False,
+            )
+            return
+        new_best = value is not None and (
+            self.best is None
+            or (value > self.best if self.direction == "maximize" else value < self.best)
+        )
+        if new_best:
+            self.best, self.best_id = value, p.get("experiment_id")
+        mark = " [bold green]new best[/]" if new_best else f" (best {_value(self.best)})"
+        replay = " [dim](recorded before; not rerun)[/]" if p.get("replayed") else ""
+        self.console.print(
+            f"  {self.metric} [bold]{_value(value)}[/] — {p.get('experiment_id')} in "
+            f"{p.get('duration_s', 0):.1f} s{mark}{replay}",
+            highlight=False,
+        )
+
+    def _stop_spinner(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def close(self) -> None:
+        self._stop_spinner()
+
+
+def entry_line(entry: Any) -> str:
+    """One plain line for ``soma agent show``."""
+    p = entry.payload or {}
+    kind = entry.kind
+    if kind == "hypothesis":
+        return f"{p.get('action')}: {p.get('statement')}  [{p.get('spec')}]"
+    if kind == "experiment_result":
+        return f"{p.get('status')} {p.get('experiment_id')} value={_value(p.get('value'))}"
+    if kind == "verdict":
+        return f"{p.get('verdict')}: {p.get('reason')}"
+    if kind == "decision":
+        return f"{'continue' if p.get('continue') else 'stop'}: {p.get('reason')}"
+    if kind == "observation":
+        return str(p.get("summary", ""))
+    keys = ("reason", "message", "hypothesis_id", "command", "path", "status")
+    return ", ".join(f"{k}={p[k]}" for k in keys if k in p) or ""

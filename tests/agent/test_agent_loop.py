@@ -1,0 +1,114 @@
+"""The research loop with the built-in planner on the digits example."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_helpers import kinds
+
+from soma.errors import ValidationError
+from soma.project import init_project
+from soma_agent import run_agent
+from soma_agent.control import list_runs, run_status
+from soma_mcp.tools import ToolContext
+
+GOAL = "maximize validation accuracy"
+
+
+def test_loop_improves_journals_and_reports(tools: Any) -> None:
+    seen: list[str] = []
+    result = run_agent(
+        tools,
+        GOAL,
+        max_experiments=8,
+        seed=0,
+        tools=tools,
+        on_entry=lambda e: seen.append(e["kind"]),
+    )
+    kb = tools.kb
+    assert result.status == "completed"
+    assert result.n_experiments == 8
+    assert "experiment budget" in result.reason
+    journal = kinds(kb, result.run_id)
+    assert journal == seen  # the progress callback saw every entry, in order
+    assert journal[0] == "run_started" and journal[-1] == "run_finished"
+    for kind in (
+        "observation",
+        "hypothesis",
+        "experiment_started",
+        "experiment_result",
+        "verdict",
+        "decision",
+        "report",
+    ):
+        assert kind in journal, kind
+    # Every hypothesis is journaled before its experiment starts.
+    entries = kb.journal(result.run_id)
+    for e in entries:
+        if e.kind == "experiment_started":
+            hid = e.payload["hypothesis_id"]
+            first_h = next(
+                x.id for x in entries if x.kind == "hypothesis" and x.payload["id"] == hid
+            )
+            assert first_h < e.id
+    experiments = kb.experiments(run_id=result.run_id, order="started")
+    assert len(experiments) == 8
+    assert {e.origin for e in experiments} == {"agent"}
+    assert all(e.verdict in ("supported", "refuted", "inconclusive") for e in experiments)
+    values = [e.metrics["accuracy"] for e in experiments]
+    assert max(values) > values[0]  # improved over the first draft
+    assert result.best_value == pytest.approx(max(values))
+    assert {e.action for e in experiments} >= {"draft", "improve"}
+    # The report answers the goal with experiment ids next to the numbers.
+    report = Path(result.report_path or "").read_text(encoding="utf-8")
+    assert result.best_experiment_id in report
+    for e in experiments:
+        assert e.id in report
+    assert f"**{result.best_value:.4f}**" in report
+    summary = run_status(kb, result.run_id)
+    assert summary.status == "completed" and summary.n_experiments == 8
+    assert [r.run_id for r in list_runs(kb)] == [result.run_id]
+
+
+def _trace(folder: Path, seed: int) -> list[tuple[Any, float | None]]:
+    ctx = ToolContext(init_project(folder, example="digits"), embedder="hashing")
+    result = run_agent(ctx, GOAL, max_experiments=7, seed=seed, tools=ctx)
+    out = [(e.payload["spec"], None) for e in ctx.kb.journal(result.run_id, kinds="hypothesis")]
+    values = [e.payload["value"] for e in ctx.kb.journal(result.run_id, kinds="experiment_result")]
+    ctx.close()
+    return [(spec, value) for (spec, _), value in zip(out, values, strict=True)]
+
+
+def test_same_seed_same_run(tmp_path: Path) -> None:
+    first = _trace(tmp_path / "a", seed=3)
+    second = _trace(tmp_path / "b", seed=3)
+    assert first == second
+    other = _trace(tmp_path / "c", seed=4)
+    assert [s for s, _ in other] != [s for s, _ in first]
+
+
+def test_run_ids_and_experiments_are_linked(tools: Any) -> None:
+    result = run_agent(tools, GOAL, max_experiments=3, tools=tools)
+    assert re.fullmatch(r"run-\d{8}-\d{6}-[0-9a-f]{4}", result.run_id)
+    for e in tools.kb.experiments(run_id=result.run_id):
+        assert result.run_id in e.tags
+        assert e.idempotency_key.startswith(f"{result.run_id}/it")
+
+
+def test_target_and_plateau_stop(tools: Any) -> None:
+    result = run_agent(tools, GOAL, max_experiments=20, target=0.5, tools=tools)
+    assert result.n_experiments == 1 and result.reason.startswith("target reached")
+    result = run_agent(tools, GOAL, max_experiments=30, patience=2, tools=tools)
+    assert result.reason.startswith("plateau") and result.n_experiments < 30
+
+
+def test_bad_settings_name_the_field(tools: Any) -> None:
+    with pytest.raises(ValidationError, match="max_experiments"):
+        run_agent(tools, GOAL, max_experiments=0, tools=tools)
+    with pytest.raises(ValidationError, match="goal"):
+        run_agent(tools, "  ", tools=tools)
+    with pytest.raises(ValidationError, match="planner"):
+        run_agent(tools, GOAL, planner="gemini:pro", tools=tools)
