@@ -1,0 +1,58 @@
+"""``soma tui``: the terminal dashboard (the Textual app lives in ``soma_tui``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from soma.cli import app
+
+_PROJECT_OPTION = typer.Option(
+    Path("."), "--project", "-p", help="Project folder (holds soma.toml)."
+)
+_KB_OPTION = typer.Option(
+    None, "--kb", help="Open this knowledge-base file instead of the project's (read-mostly)."
+)
+_EMBEDDER_OPTION = typer.Option(
+    "default",
+    "--embedder",
+    help="Search embedder, also used by runs started here: default (all-MiniLM-L6-v2) or "
+    "hashing (fast, lexical).",
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+@app.command("tui")
+def tui(
+    project_dir: Path = _PROJECT_OPTION,
+    kb: Path | None = _KB_OPTION,
+    embedder: str = _EMBEDDER_OPTION,
+) -> None:
+    """Watch research lines and experiments, and steer agent runs (pause, approve, inject…)."""
+    from soma.errors import ProjectError
+
+    if embedder not in ("default", "hashing"):
+        raise _fail(f"--embedder: expected default or hashing, got {embedder!r}")
+    project_root: Path | None = None
+    if kb is None:
+        from soma.project import load_project
+
+        try:
+            project = load_project(project_dir)
+        except ProjectError as exc:
+            raise _fail(str(exc)) from None
+        kb_path, project_root = Path(project.kb_path), Path(project.root)
+    else:
+        if kb.exists() and not kb.is_file():
+            raise _fail(f"--kb: expected a file, got {kb}")
+        kb_path = kb
+    from soma_tui import run
+
+    run(kb_path, project_root=project_root, embedder=embedder)
