@@ -22,8 +22,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check soma tests tools
-	$(BIN)/ruff format --check soma tests tools
+	$(BIN)/ruff check soma soma_mcp soma_agent tui prompts tests tools
+	$(BIN)/ruff format --check soma soma_mcp soma_agent tui prompts tests tools
 
 bench: $(STAMP)
 	@for f in tools/bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -1,4 +1,15 @@
 """Imports every command module so it registers its commands on ``soma.cli.app``.
 
-One line per module; keep heavy imports inside the command functions.
+Keep heavy imports inside the command functions, so ``soma --help`` stays fast.
 """
+
+from soma.cli import (  # noqa: F401
+    agent,
+    cache,
+    kb,
+    mcp,
+    project,
+    run,
+    study,
+    tui,
+)
