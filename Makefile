@@ -26,6 +26,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check soma soma_mcp soma_agent tui prompts tests tools
 
 bench: $(STAMP)
+	# somatize 1.0.1, the earlier Soma, is a peer in the runtime benchmark (needs PyPI once).
+	$(BIN)/pip install -q -e ".[bench]"
 	@for f in tools/bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:

@@ -54,6 +54,7 @@ def __getattr__(name: str) -> object:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY_EXPORTS))
 
+
 __all__ = [
     "PBT",
     "Branch",

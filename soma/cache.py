@@ -21,12 +21,12 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -139,15 +139,10 @@ class Cache:
 
     def stats(self) -> CacheStats:
         entries = size = 0
-        if self.path is not None and self.path.exists():
-            for shard in self.path.iterdir():
-                if not shard.is_dir():
-                    continue
-                for file in shard.iterdir():
-                    if file.suffix == ".meta":
-                        entries += 1
-                    if file.suffix in (".meta", ".npy", ".pkl"):
-                        size += file.stat().st_size
+        for file in self._entry_files():
+            if file.suffix == ".meta":
+                entries += 1
+            size += file.stat().st_size
         with self._lock:
             return CacheStats(
                 hits=self._hits,
@@ -162,20 +157,45 @@ class Cache:
             )
 
     def clear(self) -> None:
-        """Drop every entry, in memory and on disk (only the cache's own shard folders)."""
+        """Drop every entry, in memory and on disk.
+
+        Only the cache's own files go (``<hex key>.meta|.npy|.pkl`` in two-hex-digit shard
+        folders, and their atomic-write leftovers): a cache pointed at a folder that holds
+        other things deletes none of them.
+        """
         with self._lock:
             self._memory.clear()
-        if self.path is None or not self.path.exists():
-            return
+        shards = set()
+        for file in self._entry_files(leftovers=True):
+            file.unlink(missing_ok=True)
+            shards.add(file.parent)
+        for shard in shards:
+            with contextlib.suppress(OSError):
+                shard.rmdir()  # only when empty
+
+    def _entry_files(self, *, leftovers: bool = False) -> list[Path]:
+        """The files of the disk tier: entries (and, with ``leftovers``, temp files)."""
+        if self.path is None or not self.path.is_dir():
+            return []
+        found = []
         for shard in self.path.iterdir():
-            if shard.is_dir() and len(shard.name) == 2:
-                shutil.rmtree(shard, ignore_errors=True)
+            if not (shard.is_dir() and _is_hex(shard.name) and len(shard.name) == 2):
+                continue
+            for file in shard.iterdir():
+                name = file.name
+                temp = name.startswith(".") and name.endswith(".tmp")  # see _atomic_write
+                stem, _, suffix = name.removeprefix(".").partition(".")
+                if not (_is_hex(stem) and stem.startswith(shard.name) and file.is_file()):
+                    continue
+                if (leftovers and temp) or (not temp and suffix in _ENTRY_SUFFIXES):
+                    found.append(file)
+        return found
 
     # -- disk tier -----------------------------------------------------------------------
 
     def _entry_dir(self, key: str) -> Path:
         assert self.path is not None
-        if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
+        if len(key) < 8 or not _is_hex(key):
             raise CacheError(f"cache key must be a hex digest, got {key!r}")
         return self.path / key[:2]
 
@@ -231,6 +251,14 @@ class Cache:
         folder = self._entry_dir(key)
         for suffix in (".meta", ".npy", ".pkl"):
             (folder / f"{key}{suffix}").unlink(missing_ok=True)
+
+
+_ENTRY_SUFFIXES = ("meta", "npy", "pkl")
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(c in _HEX_DIGITS for c in text)
 
 
 def _atomic_write(target: Path, data: bytes) -> None:

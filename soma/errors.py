@@ -2,7 +2,7 @@
 
     SomaError
     ├── ParamError           a filter parameter: unknown name, wrong type, out of range
-    ├── GraphError           building or compiling a graph: cycles, dangling nodes, fan-in size
+    ├── GraphError           building or compiling a graph: cycles, bad edges, fan-in size
     ├── ExecutionError       a node raised while fitting or running (carries ``node``)
     ├── CacheError           the cache could not be read or written
     ├── ValidationError      bad input at a boundary (a field and what was expected)
@@ -11,6 +11,8 @@
     └── ProjectError         soma.toml, filter discovery, pipeline specs
 
 Every message names the thing at fault (a node, a field, a file) and what was expected.
+Suspicious but valid graphs (a node left dangling by ``A | B >> C``'s precedence) are not
+errors: they warn with :class:`soma.GraphWarning`.
 """
 
 from __future__ import annotations

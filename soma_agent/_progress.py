@@ -116,7 +116,7 @@ class ProgressPrinter:
         replay = " [dim](recorded before; not rerun)[/]" if p.get("replayed") else ""
         self.console.print(
             f"  {self.metric} [bold]{_value(value)}[/] — {p.get('experiment_id')} in "
-            f"{p.get('duration_s', 0):.1f} s{mark}{replay}",
+            f"{_duration(p.get('duration_s') or 0.0)}{mark}{replay}",
             highlight=False,
         )
 
@@ -145,3 +145,8 @@ def entry_line(entry: Any) -> str:
         return str(p.get("summary", ""))
     keys = ("reason", "message", "hypothesis_id", "command", "path", "status")
     return ", ".join(f"{k}={p[k]}" for k in keys if k in p) or ""
+
+
+def _duration(seconds: float) -> str:
+    # Most toy-data experiments take tens of milliseconds; "0.0 s" would hide them.
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"

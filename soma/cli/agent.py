@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from soma.cli import app
+from soma.cli._common import AsJson, ProjectDir, fail
 
 agent_app = typer.Typer(
     name="agent",
@@ -17,10 +18,6 @@ agent_app = typer.Typer(
 )
 app.add_typer(agent_app)
 
-ProjectDir = Annotated[
-    Path, typer.Option("--project", "-p", help="Project folder (holds soma.toml).")
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 RunId = Annotated[str, typer.Argument(help="Run id (see `soma agent list`).")]
 Embedder = Annotated[
     str,
@@ -32,24 +29,17 @@ Embedder = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(1)
-
-
 def _context(project: Path, embedder: str = "default") -> Any:
     from soma.errors import ProjectError
     from soma_mcp.tools import ToolContext
 
     if embedder not in ("default", "minilm", "hashing"):
-        raise _fail(f"--embedder: expected default or hashing, got {embedder!r}")
+        raise fail(f"--embedder: expected default or hashing, got {embedder!r}")
     ctx = ToolContext(project, embedder=embedder)
     try:
         ctx.project  # noqa: B018 - load and validate soma.toml now
     except ProjectError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     return ctx
 
 
@@ -62,7 +52,7 @@ def _drive(start: Any, as_json: bool) -> None:
     try:
         result = start(printer)
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         if printer is not None:
             printer.close()
@@ -145,7 +135,7 @@ def resume(
     try:
         summary = control.run_status(ctx.kb, run_id)
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if summary.live:
         entry = control.send_control(ctx.kb, run_id, "resume", by="cli")
         typer.echo(f"resume sent to live run {run_id} (journal entry {entry})")
@@ -205,7 +195,7 @@ def show(
     try:
         summary = control.run_status(ctx.kb, run_id)
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     entries = ctx.kb.journal(run_id)
     if as_json:
         data = summary.to_dict()
@@ -243,10 +233,10 @@ def _control_command(command: str) -> Any:
         try:
             summary = control.run_status(ctx.kb, run_id)
             if not summary.live:
-                raise _fail(f"run {run_id} is {summary.status}; it reads no commands now")
+                raise fail(f"run {run_id} is {summary.status}; it reads no commands now")
             entry = control.send_control(ctx.kb, run_id, command, by="cli")
         except SomaError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         typer.echo(f"{command} sent to {run_id} (journal entry {entry})")
 
     send.__doc__ = {
@@ -287,7 +277,7 @@ def inject(
         try:
             hypothesis["params"] = json.loads(params)
         except json.JSONDecodeError as exc:
-            raise _fail(f"--params: expected JSON, got {params!r} ({exc})") from None
+            raise fail(f"--params: expected JSON, got {params!r} ({exc})") from None
     if rationale:
         hypothesis["rationale"] = rationale
     if parent:
@@ -307,11 +297,11 @@ def inject(
             ctx,
         )
         if error:
-            raise _fail(error)
+            raise fail(error)
         summary = control.run_status(ctx.kb, run_id)
         if not summary.live:
-            raise _fail(f"run {run_id} is {summary.status}; it reads no commands now")
+            raise fail(f"run {run_id} is {summary.status}; it reads no commands now")
         entry = control.send_control(ctx.kb, run_id, "inject", hypothesis=hypothesis, by="cli")
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(f"hypothesis queued for {run_id} (journal entry {entry})")

@@ -9,22 +9,23 @@ from typing import Annotated
 import typer
 
 from soma.cli import app
+from soma.cli._common import ProjectDir, fail, state_paths
 
 cache_app = typer.Typer(
     name="cache", help="Inspect or clear the result cache.", no_args_is_help=True
 )
 app.add_typer(cache_app)
 
-ProjectDir = Annotated[
-    Path, typer.Option("--project", "-p", help="Project folder (cache under .soma/cache).")
-]
 CacheDir = Annotated[
     Path | None, typer.Option("--cache-dir", help="Cache folder (default PROJECT/.soma/cache).")
 ]
 
 
 def _folder(project: Path, cache_dir: Path | None) -> Path:
-    return cache_dir if cache_dir is not None else project / ".soma" / "cache"
+    folder = cache_dir if cache_dir is not None else state_paths(project).cache_dir
+    if folder.exists() and not folder.is_dir():
+        raise fail(f"--cache-dir: expected a folder, got the file {folder}")
+    return folder
 
 
 @cache_app.command("stats")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from soma.cli import app
+from soma.cli._common import AsJson, ProjectDir, fail, state_paths
 
 if TYPE_CHECKING:
     from soma.knowledge import Experiment, KnowledgeBase
@@ -20,30 +21,15 @@ kb_app = typer.Typer(
 )
 app.add_typer(kb_app)
 
-ProjectDir = Annotated[
-    Path, typer.Option("--project", "-p", help="Project folder (KB at PROJECT/.soma/kb.sqlite).")
-]
 KbFile = Annotated[
     Path | None, typer.Option("--kb", help="Knowledge-base file to use instead of the project's.")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def resolve_kb_path(project: Path, kb: Path | None) -> Path:
-    """The knowledge-base file the ``kb`` commands open: ``--kb`` if given, else the project's.
-
-    The one place to teach about soma.toml's ``[paths] kb`` later.
-    """
-    from soma.knowledge import default_kb_path
-
-    return kb if kb is not None else default_kb_path(project)
-
-
-def _fail(message: str) -> typer.Exit:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
-    return typer.Exit(1)
+    """The knowledge-base file the ``kb`` commands open: ``--kb`` if given, else the
+    project's (``[paths] kb`` of its soma.toml, by default ``.soma/kb.sqlite``)."""
+    return kb if kb is not None else state_paths(project).kb_path
 
 
 @contextmanager
@@ -54,15 +40,15 @@ def _open(project: Path, kb: Path | None) -> Iterator[KnowledgeBase]:
 
     path = resolve_kb_path(project, kb)
     if not path.is_file():
-        raise _fail(f"no knowledge base at {path} (record an experiment first, or pass --kb)")
+        raise fail(f"no knowledge base at {path} (record an experiment first, or pass --kb)")
     try:
         base = KnowledgeBase(path)
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         yield base
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         base.close()
 

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from soma.cli import app
+from soma.cli._common import ProjectDir, fail
 
 mcp_app = typer.Typer(
     name="mcp",
@@ -22,18 +23,6 @@ mcp_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(mcp_app)
-
-ProjectDir = Annotated[
-    Path, typer.Option("--project", "-p", help="Project folder (holds soma.toml).")
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    from rich.console import Console
-    from rich.markup import escape
-
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(1)
 
 
 @mcp_app.callback()
@@ -72,7 +61,7 @@ def serve(
     if ctx.invoked_subcommand is not None:
         return
     if embedder not in ("default", "hashing"):
-        raise _fail(f"--embedder: expected 'default' or 'hashing', got {embedder!r}")
+        raise fail(f"--embedder: expected 'default' or 'hashing', got {embedder!r}")
     # Idle OpenMP threads (torch's, faiss's) spin by default and starve the server's own
     # threads on small machines: a semantic query over HTTP took 0.5 s instead of 30 ms.
     # Set before the first import of either; a value the user chose wins.
@@ -91,7 +80,7 @@ def serve(
 
             serve_stdio(tools)
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         pass
 
@@ -108,7 +97,7 @@ def config(
     try:
         root = load_project(project).root
     except ProjectError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     block = {
         "mcpServers": {
             name: {

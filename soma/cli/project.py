@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from soma.cli import app
+from soma.cli._common import AsJson, ProjectDir, fail
 
 project_app = typer.Typer(
     name="project",
@@ -16,19 +17,6 @@ project_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(project_app)
-
-ProjectDir = Annotated[
-    Path, typer.Option("--project", "-p", help="Project folder (holds soma.toml).")
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    from rich.console import Console
-    from rich.markup import escape
-
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(1)
 
 
 def _load(directory: Path) -> Any:
@@ -38,7 +26,7 @@ def _load(directory: Path) -> Any:
     try:
         return load_project(directory)
     except ProjectError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @app.command("init")
@@ -66,7 +54,7 @@ def init(
         project = load_project(root)
         catalog = project.discover_filters()
     except ProjectError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console = Console()
     console.print(f"[bold green]Created[/] project {escape(repr(project.name))} in {root}")
     console.print(f"  soma.toml   metric {project.metric.name} ({project.metric.direction})")
@@ -102,7 +90,7 @@ def show(
         try:
             splits = project.load_data()
         except ProjectError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
     if as_json:
         out = {
             "name": project.name,
@@ -206,7 +194,7 @@ def spec(
     try:
         expr = project.parse_spec(text)
     except ProjectError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out: dict[str, Any] = {"expression": spec_to_string(expr), "json": spec_to_json(expr)}
     if run:
         from soma import Cache, Graph
@@ -221,7 +209,7 @@ def spec(
                 out["cache_hits"] = graph.last_run.cache_hits
                 out["cache_misses"] = graph.last_run.cache_misses
         except SomaError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return

@@ -9,21 +9,11 @@ from typing import Annotated, Any
 import typer
 
 from soma.cli import app
-
-ProjectDir = Annotated[
-    Path, typer.Option("--project", "-p", help="Project folder (cache under .soma/cache).")
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(1)
+from soma.cli._common import ProjectDir, fail, state_paths
 
 
 def default_cache_dir(project: Path) -> Path:
-    return project / ".soma" / "cache"
+    return state_paths(project).cache_dir
 
 
 @app.command("run")
@@ -54,7 +44,7 @@ def run(
         graph.compile()
         splits = pipeline.splits()
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"[bold]{pipeline.path.name}:{pipeline.name}[/]  {graph.summary()}")
     try:
         with _NodeProgress(console, graph) as progress:
@@ -67,13 +57,13 @@ def run(
     except ExecutionError as exc:
         cause = exc.__cause__
         detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
-        raise _fail(f"node {exc.node!r} failed during {exc.phase}: {detail}") from None
+        raise fail(f"node {exc.node!r} failed during {exc.phase}: {detail}") from None
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         score = pipeline.score(splits.y_valid, prediction)
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     assert fit_report is not None and forward_report is not None
     summary = _summary(pipeline, graph, fit_report, forward_report, score, splits, cache)
     if as_json:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from soma.cli import app
+from soma.cli._common import AsJson, ProjectDir, fail
 
 study_app = typer.Typer(
     help="Hyperparameter studies (Optuna) over pipeline files.", no_args_is_help=True
@@ -18,10 +19,6 @@ app.add_typer(study_app, name="study")
 app.add_typer(pbt_app, name="pbt")
 
 Ref = Annotated[str, typer.Argument(help="Pipeline file, FILE.py or FILE.py:NAME.")]
-ProjectDir = Annotated[
-    Path,
-    typer.Option("--project", "-p", help="Project folder: .soma/ holds optuna.sqlite, cache, kb."),
-]
 Metric = Annotated[
     str | None,
     typer.Option(
@@ -42,14 +39,6 @@ Name = Annotated[
 NoKb = Annotated[
     bool, typer.Option("--no-kb", help="Do not record experiments in the project's KB.")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(1)
 
 
 def _load(ref: str, metric: str | None, direction: str | None) -> tuple[Any, Any, Any, str | None]:
@@ -137,7 +126,7 @@ def study_run(
             kb=_kb_path(project, no_kb),
         )
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"[bold]study {study.name}[/]  {study.graph.summary()}")
     for key, text in study.space.items():
         console.print(f"  {key}: {text}", highlight=False)
@@ -148,9 +137,9 @@ def study_run(
         partial = getattr(exc, "result", None)
         if partial is not None and not as_json:
             print_trials(console, partial, limit=10)
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
@@ -174,7 +163,7 @@ def study_show(
     try:
         result = load_result(name, project=project)
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
@@ -195,7 +184,7 @@ def study_list(project: ProjectDir = Path("."), as_json: AsJson = False) -> None
     try:
         studies = list_studies(project=project)
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(studies, indent=2, default=str))
         return
@@ -260,13 +249,13 @@ def pbt_run(
             kb=_kb_path(project, no_kb),
         )
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"[bold]PBT {pbt.name}[/]  {pbt.graph.summary()}  (node {pbt.node})")
     try:
         with _RoundProgress(console, rounds) as bar:
             result = pbt.run(progress=bar.update)
     except SomaError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from soma.cli import app
+from soma.cli._common import fail
 
 _PROJECT_OPTION = typer.Option(
     Path("."), "--project", "-p", help="Project folder (holds soma.toml)."
@@ -22,13 +23,6 @@ _EMBEDDER_OPTION = typer.Option(
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(1)
-
-
 @app.command("tui")
 def tui(
     project_dir: Path = _PROJECT_OPTION,
@@ -39,7 +33,7 @@ def tui(
     from soma.errors import ProjectError
 
     if embedder not in ("default", "hashing"):
-        raise _fail(f"--embedder: expected default or hashing, got {embedder!r}")
+        raise fail(f"--embedder: expected default or hashing, got {embedder!r}")
     project_root: Path | None = None
     if kb is None:
         from soma.project import load_project
@@ -47,11 +41,11 @@ def tui(
         try:
             project = load_project(project_dir)
         except ProjectError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         kb_path, project_root = Path(project.kb_path), Path(project.root)
     else:
         if kb.exists() and not kb.is_file():
-            raise _fail(f"--kb: expected a file, got {kb}")
+            raise fail(f"--kb: expected a file, got {kb}")
         kb_path = kb
     from soma_tui import run
 

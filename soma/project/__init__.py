@@ -27,6 +27,7 @@ from soma.project._data import Splits
 from soma.project._discover import FilterCatalog, FilterInfo
 from soma.project._init import EXAMPLES, init_project
 from soma.project._metrics import BUILTIN_METRICS, MetricSpec
+from soma.project._paths import ProjectPaths, project_paths
 from soma.project._project import Project, load_project
 from soma.project._spec import parse_spec
 from soma.project._spec_render import spec_to_json, spec_to_string
@@ -42,10 +43,12 @@ __all__ = [
     "PathsConfig",
     "Project",
     "ProjectConfig",
+    "ProjectPaths",
     "Splits",
     "init_project",
     "load_project",
     "parse_spec",
+    "project_paths",
     "spec_to_json",
     "spec_to_string",
 ]

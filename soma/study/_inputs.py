@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import ValidationError
+from soma.project._paths import ProjectPaths, project_paths
 
 if TYPE_CHECKING:
     import optuna
@@ -339,14 +340,6 @@ def resolve_cache(cache: Any, paths: Any) -> Cache:
 # -- where things are kept --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProjectPaths:
-    root: Path
-    cache_dir: Path
-    kb_path: Path
-    optuna_path: Path
-
-
 def resolve_project(project: Any) -> ProjectPaths | None:
     """A ``soma.project.Project``, or a folder (``soma.toml`` read when present, else the
     ``.soma/`` defaults)."""
@@ -364,12 +357,7 @@ def resolve_project(project: Any) -> ProjectPaths | None:
     root = Path(project).expanduser().resolve()
     if not root.is_dir():
         raise ValidationError("project", f"folder {str(root)!r} does not exist")
-    if (root / "soma.toml").is_file():
-        from soma.project import load_project
-
-        return resolve_project(load_project(root))
-    state = root / ".soma"
-    return ProjectPaths(root, state / "cache", state / "kb.sqlite", state / "optuna.sqlite")
+    return project_paths(root)
 
 
 def resolve_storage(

@@ -329,3 +329,37 @@ def test_unhashable_graph_input_is_a_clear_cache_error():
     with pytest.raises(CacheError, match=r"cannot hash the graph input x \(lock\)"):
         g.forward(threading.Lock())
     assert Graph.somatize(Keep()).forward(lock := threading.Lock()) is lock  # no cache: fine
+
+
+def test_regression_clear_deletes_only_the_caches_own_files(tmp_path):
+    # Cache.clear() used to delete every two-letter subfolder: a cache pointed at a
+    # project folder wiped `ui/`, `db/` and the like.
+    folder = tmp_path / "mixed"
+    (folder / "ui").mkdir(parents=True)
+    (folder / "ui" / "app.js").write_text("keep me")
+    (folder / "ab").mkdir()
+    (folder / "ab" / "notes.txt").write_text("keep me too")
+    cache = Cache(folder)
+    key = "ab" + "0" * 62
+    cache.put(key, np.arange(3))
+    assert cache.stats().disk_entries == 1
+    cache.clear()
+    assert cache.stats().disk_entries == 0
+    assert (folder / "ui" / "app.js").read_text() == "keep me"
+    assert (folder / "ab" / "notes.txt").read_text() == "keep me too"
+    assert not list((folder / "ab").glob(f"{key}.*"))
+
+
+def test_regression_cache_cli_on_a_file_is_a_one_line_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from soma.cli import _register, app
+
+    _register()
+    not_a_folder = tmp_path / "cache.txt"
+    not_a_folder.write_text("x")
+    for command in ("stats", "clear"):
+        result = CliRunner().invoke(app, ["cache", command, "--cache-dir", str(not_a_folder)])
+        assert result.exit_code == 1
+        assert "--cache-dir: expected a folder" in result.output
+        assert "Traceback" not in result.output

@@ -119,7 +119,7 @@ def test_soma_run_twice_second_is_all_cache_hits(tmp_path, runner, monkeypatch):
     assert first.exit_code == 0, first.output
     summary = json.loads(first.stdout)
     assert summary["cache_hits"] == 0 and summary["score"] < 0.1
-    assert summary["cache_dir"] == str(Path(".soma/cache"))
+    assert summary["cache_dir"] == str(tmp_path.resolve() / ".soma" / "cache")
     second = json.loads(runner.invoke(app, ["run", str(path), "--json"]).stdout)
     assert second["cache_misses"] == 0 and second["cache_hits"] == 4
     assert second["score"] == summary["score"]

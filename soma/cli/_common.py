@@ -1,0 +1,37 @@
+"""What every ``soma`` command shares: the ``--project`` and ``--json`` options, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["AsJson", "ProjectDir", "fail", "state_paths"]
+
+ProjectDir = Annotated[
+    Path,
+    typer.Option("--project", "-p", help="Project folder (soma.toml; state under .soma/)."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr; ``raise fail(...)`` exits with status 1."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    # Escaped: messages quote TOML sections such as "[paths] kb", which rich would eat.
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(1)
+
+
+def state_paths(project: Path):
+    """The project's KB / cache / Optuna paths, honouring ``soma.toml``; errors exit 1."""
+    from soma.errors import ProjectError
+    from soma.project import project_paths
+
+    try:
+        return project_paths(project)
+    except ProjectError as exc:
+        raise fail(str(exc)) from None
