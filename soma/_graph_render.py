@@ -44,13 +44,16 @@ def render_text(graph: Graph) -> str:
         order = graph.compile().order
     except Exception:  # a cycle: show the header and the nodes in insertion order
         order = list(graph._filters)
-    for index, name in enumerate(order):
+    # A node closes its region (the top level, or one arm of a Branch/Loop) when no later
+    # node shares that region.
+    last_in_region = {graph._owner.get(name): name for name in order}
+    for name in order:
         depth = 0
         cursor = graph._owner.get(name)
         while cursor is not None:
             depth += 1
             cursor = graph._owner.get(cursor[0])
-        branch = "└── " if index == len(order) - 1 else "├── "
+        branch = "└── " if last_in_region[graph._owner.get(name)] == name else "├── "
         where = ""
         owner = graph._owner.get(name)
         if owner is not None and name == graph._arms[owner[0]][owner[1]][0]:

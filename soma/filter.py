@@ -170,6 +170,7 @@ class Filter:
 def _input_arity(forward: Any) -> int | None:
     params = list(inspect.signature(forward).parameters.values())[1:]  # drop self
     count = 0
+    named_state = False
     for p in params:
         if p.kind is inspect.Parameter.VAR_POSITIONAL:
             return None
@@ -177,9 +178,12 @@ def _input_arity(forward: Any) -> int | None:
             inspect.Parameter.POSITIONAL_ONLY,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
+            named_state = p.name == "state"
             break
         count += 1
-    return count
+    # The runtime passes the state positionally after the inputs, so in
+    # ``forward(self, x, st)`` the last positional parameter is the state whatever its name.
+    return count if named_state or count == 0 else count - 1
 
 
 def _check_param(cls_name: str, name: str, decl: Any, value: Any) -> Any:

@@ -214,3 +214,29 @@ def test_branch_and_loop_render_and_compile():
     assert "mul.factor" in g.params and "mul_2.factor" in g.params
     with pytest.raises(GraphError, match="different regions"):
         g.connect("add", "mul")
+
+
+def test_regression_text_tree_closes_each_region_not_only_the_whole_graph():
+    from soma import Branch
+
+    class Same(Filter):
+        def forward(self, x, state):
+            return x
+
+    g = Graph.somatize(Same() >> Branch(lambda x: x > 0, then=Same() >> Same()) >> Same())
+    lines = g.to_text().splitlines()[1:]
+    assert [line.strip()[:3] for line in lines] == ["├──", "├──", "├──", "└──", "└──"]
+    assert lines[3].startswith("    └── same_3")  # the last node of the `then` arm
+
+
+def test_regression_state_parameter_may_have_any_name():
+    # forward(self, x, st) used to count `st` as a second input and fail to compile.
+    class Shift(Filter):
+        def fit(self, x, y=None):
+            return 1.0
+
+        def forward(self, x, st):
+            return x + st
+
+    assert Shift.input_arity() == 1
+    assert Graph.somatize(Shift() >> Shift()).fit_forward(1.0) == 3.0
