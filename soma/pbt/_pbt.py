@@ -279,7 +279,8 @@ class PBT:
         ranked = sorted(members, key=lambda m: (m.score is None, sign * (m.score or 0.0), m.id))
         ids: dict[int, str] = {}
         if self._recorder is not None:
-            ids = self._record(ranked, lineage, started_at)
+            with self._recorder.session():
+                ids = self._record(ranked, lineage, started_at)
         population = tuple(
             Member(m.id, dict(m.params), m.score, tuple(m.history), m.error, m.state, ids.get(m.id))
             for m in ranked

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,7 @@ class StudyRecorder:
         self.data = data
         self._data_fingerprint: str | None = None
         self.ids: dict[int, str] = {}
+        self._owned_path: Path | None = None
         self._check_line()
 
     @classmethod
@@ -57,7 +60,30 @@ class StudyRecorder:
     ) -> StudyRecorder | None:
         del paths  # the project's KB is used only when passed explicitly
         base = open_kb(kb)
-        return None if base is None else cls(base, line, metrics, data)
+        if base is None:
+            return None
+        recorder = cls(base, line, metrics, data)
+        if isinstance(kb, str | Path):
+            # Opened here from a path: held only while a run records (see session()),
+            # so the connection closes and the vector index is saved when a run ends.
+            recorder._owned_path = Path(kb)
+            base.close()
+        return recorder
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[StudyRecorder]:
+        """Keep the knowledge base open for one run; close it after if this recorder
+        opened it from a path (a KnowledgeBase passed in stays the caller's to close)."""
+        if self._owned_path is None:
+            yield self
+            return
+        from soma.knowledge import KnowledgeBase
+
+        self.kb = KnowledgeBase(self._owned_path)
+        try:
+            yield self
+        finally:
+            self.kb.close()
 
     def _existing_line(self) -> Any:
         try:

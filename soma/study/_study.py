@@ -10,6 +10,7 @@ as failed with its error and node, and the study goes on.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 import warnings
@@ -208,7 +209,8 @@ class Study:
     def run(self, progress: Callable[[StudyProgress], Any] | None = None) -> StudyResult:
         """Run the trials; StudyError when every trial of this run failed."""
         started = time.perf_counter()
-        with quiet_optuna():
+        recording = self._recorder.session() if self._recorder else contextlib.nullcontext()
+        with quiet_optuna(), recording:
             study = self._open()
             planned = self._plan_trials(study)
             if self._recorder is not None:
@@ -276,6 +278,15 @@ class Study:
             directions=directions,
             load_if_exists=True,
         )
+        if self.seed is not None and isinstance(self._sampler_spec, str):
+            done = len(study.get_trials(deepcopy=False))
+            if done:
+                # Continuing a seeded study: the same seed would replay the first trials'
+                # parameters. Offset it by the trials already stored, so a continued study
+                # explores new points and stays reproducible.
+                study.sampler = make_sampler(
+                    self._sampler_spec, self.seed + done, conditional=bool(self.plan.slots)
+                )
         stored = [d.name.lower() for d in study.directions]
         if stored != directions:
             raise StudyError(

@@ -32,6 +32,22 @@ def test_same_name_continues_the_study(tmp_path):
     assert stored.trials[0].user_attrs["soma"]["params"] == first.trials[0].params
 
 
+def test_regression_continuing_with_the_same_seed_explores_new_points(tmp_path):
+    # The sampler was rebuilt with the same seed on every run, so a continued study
+    # replayed its first trials' parameters (all cache hits, nothing new learned).
+    db = tmp_path / "optuna.sqlite"
+    first = quadratic_study(db, n_trials=4).run()
+    second = quadratic_study(db, n_trials=4).run()
+    old = {tuple(sorted(t.params.items())) for t in first.trials}
+    new = [tuple(sorted(second.trial(n).params.items())) for n in second.new_trials]
+    assert not old & set(new)
+    # ...and stays reproducible: the same continuation from the same start repeats itself.
+    db2 = tmp_path / "again.sqlite"
+    quadratic_study(db2, n_trials=4).run()
+    again = quadratic_study(db2, n_trials=4).run()
+    assert [tuple(sorted(again.trial(n).params.items())) for n in again.new_trials] == new
+
+
 def test_timeout_stops_then_the_study_continues(tmp_path):
     db = tmp_path / "optuna.sqlite"
     stopped = quadratic_study(db, timeout=1e-9).run()  # starts one trial, then stops
@@ -109,3 +125,20 @@ def test_interrupted_study_closes_its_running_trial_and_continues(tmp_path):
         "ok": 4, "pruned": 0, "failed": 1, "running": 0
     }  # fmt: skip
     assert "interrupted" in resumed.trials[2].error
+
+
+def test_regression_a_kb_opened_from_a_path_is_closed_after_the_run(tmp_path):
+    # Study(kb=PATH) held its SQLite connection (and unsaved vector index) until garbage
+    # collection; now it is open only while a run records.
+    import sqlite3
+
+    from soma.knowledge import HashingEmbedder, KnowledgeBase
+
+    kb_path = tmp_path / "kb.sqlite"
+    KnowledgeBase(kb_path, embedder=HashingEmbedder()).close()
+    study = quadratic_study(tmp_path / "optuna.sqlite", n_trials=3, kb=kb_path, line="quad")
+    study.run()
+    assert study._recorder is not None and study._recorder.kb._closed
+    study.run()  # a second run reopens it
+    with sqlite3.connect(kb_path) as db:
+        assert db.execute("select count(*) from experiments").fetchone()[0] == 6
