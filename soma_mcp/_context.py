@@ -48,6 +48,7 @@ class ToolContext:
         self._project_arg = project
         self._project: Project | None = None if isinstance(project, str | Path) else project
         self._kb = kb
+        self._owns_kb = kb is None  # a KnowledgeBase passed in stays the caller's to close
         self._cache = cache
         self._embedder = embedder
         self._splits: Splits | None = None
@@ -169,7 +170,7 @@ class ToolContext:
 
     def close(self) -> None:
         """Close the knowledge base if this context opened it."""
-        kb = self._kb
+        kb = self._kb if self._owns_kb else None
         close = getattr(kb, "close", None)
         if callable(close):
             with contextlib.suppress(SomaError):  # closing is best effort at shutdown

@@ -203,11 +203,13 @@ def spec(
             splits = project.load_data()
             graph = Graph.somatize(expr, cache=Cache(project.cache_dir) if cache else None)
             graph.fit(*splits.train)
+            fit_run = graph.last_run
             predicted = graph.forward(splits.valid[0])
             out["valid"] = project.score(splits.valid[1], predicted)
-            if graph.last_run is not None:
-                out["cache_hits"] = graph.last_run.cache_hits
-                out["cache_misses"] = graph.last_run.cache_misses
+            runs = [r for r in (fit_run, graph.last_run) if r is not None]
+            if runs:  # fit and validation passes together, as run_pipeline counts them
+                out["cache_hits"] = sum(r.cache_hits for r in runs)
+                out["cache_misses"] = sum(r.cache_misses for r in runs)
         except SomaError as exc:
             raise fail(str(exc)) from None
     if as_json:

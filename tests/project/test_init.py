@@ -153,6 +153,13 @@ def test_cli_init_show_filters_and_spec(tmp_path):
         "chain": [{"filter": "StandardScale"}, {"filter": "LogReg", "params": {"C": 2.0}}]
     }
     assert out["valid"]["accuracy"] > 0.85
+    # Regression: the counts cover the fit pass too (they used to count validation only).
+    assert out["cache_hits"] == 0 and out["cache_misses"] >= 4
+    again = runner.invoke(
+        app, ["project", "spec", "StandardScale >> LogReg(C=2)", "-p", str(root), "--run", "--json"]
+    )
+    rerun = json.loads(again.output)
+    assert rerun["cache_misses"] == 0 and rerun["cache_hits"] == out["cache_misses"]
 
     bad = runner.invoke(app, ["project", "spec", "os.system('x')", "-p", str(root)])
     assert bad.exit_code == 1 and "attribute access is not allowed" in bad.output

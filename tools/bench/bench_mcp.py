@@ -214,6 +214,8 @@ def bench_http(
             str(port),
             "--token",
             token,
+            "--embedder",
+            embedder,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
