@@ -318,8 +318,11 @@ class AgentLoop:
         from soma_agent._report import write_run_report
 
         self.iteration = state["iteration"]
-        done = self._find("run_finished")
-        if done is not None:
+        # Idempotent across a crash between journaling and checkpointing: skip when this
+        # session already finished. A run_finished from before the last (re)start, e.g. the
+        # "stopped" that Ctrl-C journals, does not count: the resumed run gets its report.
+        marks = self.kb.journal(self.run_id, kinds=["run_started", "run_finished"])
+        if marks and marks[-1].kind == "run_finished":
             return {"report_path": state.get("report_path")}
         status = state.get("stop_status") or "completed"
         reason = state.get("stop_reason") or "finished"

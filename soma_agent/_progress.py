@@ -23,6 +23,7 @@ class ProgressPrinter:
         self.best: float | None = None
         self.best_id: str | None = None
         self.direction = "maximize"
+        self.run_id = "RUN"
         self._status: Any = None
 
     def __call__(self, entry: dict[str, Any]) -> None:
@@ -33,6 +34,7 @@ class ProgressPrinter:
         if kind == "run_started":
             self.metric = p.get("metric") or self.metric
             self.direction = p.get("direction") or self.direction
+            self.run_id = p.get("run_id") or self.run_id
             verb = "Resuming" if p.get("resumed") else "Starting"
             c.print(
                 f"[bold]{verb} agent run[/] on line [cyan]{p.get('line')}[/] — goal: "
@@ -55,7 +57,7 @@ class ProgressPrinter:
         elif kind == "awaiting_approval":
             c.print(
                 f"  [bold magenta]awaiting approval[/] of {p.get('hypothesis_id')}: run "
-                f"`soma agent approve RUN` or `soma agent veto RUN`",
+                f"`soma agent approve {self.run_id}` or `soma agent veto {self.run_id}`",
                 highlight=False,
             )
         elif kind in ("approved", "vetoed", "paused", "resumed", "injected", "control_ignored"):
@@ -90,8 +92,9 @@ class ProgressPrinter:
         elif kind == "run_finished":
             c.print(
                 f"[bold]Run {p.get('status')}[/] after {p.get('n_experiments')} experiment(s); "
-                f"best {self.metric} {_value(p.get('best_value'))} "
-                f"({p.get('best_experiment_id')})",
+                # An interrupted run's entry carries no best: show the best seen so far.
+                f"best {self.metric} {_value(p.get('best_value', self.best))} "
+                f"({p.get('best_experiment_id', self.best_id)})",
                 highlight=False,
             )
         elif kind == "report":

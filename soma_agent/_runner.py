@@ -91,9 +91,12 @@ def resume_agent(
     planner_obj = _planner(settings, planner_options)
     session = _Session(tools, planner_obj, settings, run_id, str(first.get("line")), on_entry)
     snapshot = session.graph.get_state(session.config)
-    if snapshot.values and not snapshot.next:
+    # Finished means the loop's own `finish` step wrote the run's report. A checkpoint with
+    # no next step is not enough: a run killed just as a step completed can look like
+    # that, and invoking it again carries on from the saved state.
+    if snapshot.values and not snapshot.next and tools.kb.journal(run_id, kinds="report"):
         done = tools.kb.journal(run_id, kinds="run_finished")
-        status = done[-1].payload.get("status") if done else "completed"
+        status = done[-1].payload.get("status", "unknown") if done else "unknown"
         raise ValidationError(
             "run_id", f"run {run_id} already finished ({status}); nothing to resume"
         )
@@ -157,6 +160,7 @@ class _Session:
     def journal_start(self, *, resumed: bool) -> None:
         s = self.settings
         payload: dict[str, Any] = {
+            "run_id": self.run_id,
             "goal": s.goal,
             "planner": getattr(self.planner, "name", s.planner),
             "max_experiments": s.max_experiments,
@@ -185,7 +189,12 @@ class _Session:
 
         loop = self.loop
         try:
-            final = self.graph.invoke(None if resume else initial_state(), self.config)
+            # "sync": each step's checkpoint is on disk before the next step starts, so a
+            # kill -9 loses at most the step that was running (its experiment is then
+            # found again by its idempotency key).
+            final = self.graph.invoke(
+                None if resume else initial_state(), self.config, durability="sync"
+            )
         except KeyboardInterrupt:
             reason = f"interrupted (Ctrl-C); continue with `soma agent resume {self.run_id}`"
             loop.journal("stopped", {"reason": reason})

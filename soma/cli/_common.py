@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["AsJson", "ProjectDir", "fail", "state_paths"]
+__all__ = ["AsJson", "ProjectDir", "check_embedder", "fail", "state_paths"]
 
 ProjectDir = Annotated[
     Path,
@@ -35,3 +35,10 @@ def state_paths(project: Path):
         return project_paths(project)
     except ProjectError as exc:
         raise fail(str(exc)) from None
+
+
+def check_embedder(embedder: str) -> str:
+    """``--embedder``: default / minilm (all-MiniLM-L6-v2, the same model) or hashing."""
+    if embedder not in ("default", "minilm", "hashing"):
+        raise fail(f"--embedder: expected default, minilm or hashing, got {embedder!r}")
+    return embedder

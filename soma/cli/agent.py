@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from soma.cli import app
-from soma.cli._common import AsJson, ProjectDir, fail
+from soma.cli._common import AsJson, ProjectDir, check_embedder, fail
 
 agent_app = typer.Typer(
     name="agent",
@@ -33,8 +33,7 @@ def _context(project: Path, embedder: str = "default") -> Any:
     from soma.errors import ProjectError
     from soma_mcp.tools import ToolContext
 
-    if embedder not in ("default", "minilm", "hashing"):
-        raise fail(f"--embedder: expected default or hashing, got {embedder!r}")
+    check_embedder(embedder)
     ctx = ToolContext(project, embedder=embedder)
     try:
         ctx.project  # noqa: B018 - load and validate soma.toml now
@@ -79,7 +78,7 @@ def run(
         typer.Option(
             "--planner",
             help="builtin (offline), anthropic:MODEL, openai:MODEL or "
-            "openai-compatible:URL#MODEL. Default: soma.toml [agent] planner.",
+            "openai-compatible:URL#MODEL. Default: soma.toml \\[agent] planner.",
         ),
     ] = None,
     approve: Annotated[

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from soma.cli import app
-from soma.cli._common import ProjectDir, fail
+from soma.cli._common import ProjectDir, check_embedder, fail
 
 mcp_app = typer.Typer(
     name="mcp",
@@ -60,8 +60,7 @@ def serve(
     """
     if ctx.invoked_subcommand is not None:
         return
-    if embedder not in ("default", "hashing"):
-        raise fail(f"--embedder: expected 'default' or 'hashing', got {embedder!r}")
+    check_embedder(embedder)
     # Idle OpenMP threads (torch's, faiss's) spin by default and starve the server's own
     # threads on small machines: a semantic query over HTTP took 0.5 s instead of 30 ms.
     # Set before the first import of either; a value the user chose wins.

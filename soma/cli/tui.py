@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from soma.cli import app
-from soma.cli._common import fail
+from soma.cli._common import check_embedder, fail
 
 _PROJECT_OPTION = typer.Option(
     Path("."), "--project", "-p", help="Project folder (holds soma.toml)."
@@ -32,8 +32,7 @@ def tui(
     """Watch research lines and experiments, and steer agent runs (pause, approve, inject…)."""
     from soma.errors import ProjectError
 
-    if embedder not in ("default", "hashing"):
-        raise fail(f"--embedder: expected default or hashing, got {embedder!r}")
+    check_embedder(embedder)
     project_root: Path | None = None
     if kb is None:
         from soma.project import load_project

@@ -161,3 +161,37 @@ def test_summary_marks_dead_runs_interrupted() -> None:
     ]
     assert summarize_journal("run-a", entries).status == "interrupted"
     assert summarize_journal("run-a", entries, check_pid=False).status == "running"
+
+
+def test_regression_resume_after_ctrl_c_finishes_with_its_report(tools: Any) -> None:
+    # Ctrl-C journals run_finished(stopped); the resumed run's finish step used to see that
+    # entry and skip the report and the final run_finished.
+    from soma_agent import resume_agent
+
+    run_id = new_run_id()
+    seen: list[str] = []
+
+    def interrupt_after_first_result(entry: dict[str, Any]) -> None:
+        seen.append(entry["kind"])
+        if entry["kind"] == "experiment_result" and seen.count("experiment_result") == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_agent(
+            tools, GOAL, run_id=run_id, tools=tools, max_experiments=3,
+            on_entry=interrupt_after_first_result,
+        )  # fmt: skip
+    kb = tools.kb
+    assert [e.payload["status"] for e in kb.journal(run_id, kinds="run_finished")] == ["stopped"]
+    assert not kb.journal(run_id, kinds="report")
+
+    result = resume_agent(tools, run_id, tools=tools)
+    assert result.status == "completed" and result.n_experiments == 3
+    assert result.report_path is not None
+    assert len(kb.journal(run_id, kinds="report")) == 1
+    finished = [e.payload["status"] for e in kb.journal(run_id, kinds="run_finished")]
+    assert finished == ["stopped", "completed"]
+    recorded = [e for e in kb.experiments(limit=None) if e.run_id == run_id]
+    assert len(recorded) == 3
+    with pytest.raises(ValidationError, match="already finished"):
+        resume_agent(tools, run_id, tools=tools)

@@ -76,4 +76,4 @@ def test_tui_refuses_an_unknown_embedder(tmp_path: Path) -> None:
         app, ["tui", "--kb", str(tmp_path / "kb.sqlite"), "--embedder", "word2vec"]
     )
     assert result.exit_code == 1
-    assert "--embedder: expected default or hashing" in result.output
+    assert "--embedder: expected default, minilm or hashing" in result.output

@@ -2,7 +2,7 @@
 
 The TUI reads only the entries after the last id it has seen (``kb.journal(run_id,
 after_id=...)``) and keeps them in memory; the state is folded by the agent's own
-``summarize_journal`` so the dashboard and ``soma agent status`` never disagree.
+``summarize_journal`` so the dashboard and ``soma agent show`` never disagree.
 """
 
 from __future__ import annotations
