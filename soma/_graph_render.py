@@ -71,9 +71,14 @@ def render_text(graph: Graph) -> str:
 
 def _mermaid_text(text: str) -> str:
     # Inside a quoted Mermaid label only '"' needs escaping (as an entity); < and > are
-    # escaped too so labels never turn into HTML.
+    # escaped too so labels never turn into HTML, and '#' first, since Mermaid reads
+    # '#...;' in a label as an entity ('#quot;' in a string param would become '"').
     return (
-        text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+        text.replace("#", "#35;")
+        .replace("&", "#amp;")
+        .replace('"', "#quot;")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
     )
 
 

@@ -151,6 +151,10 @@ def _run_node(spec: NodeSpec, run: _Run, use_cache: bool) -> None:
         if keyed:
             fingerprint = spec.fingerprint or _fingerprint(spec)
             input_keys = [run.keys[source] for source in spec.sources]
+            if spec.mode == KEYED:
+                # The filter receives a dict keyed by predecessor name, so the names are
+                # part of its input: renaming a predecessor must not hit the old entry.
+                input_keys = [f"{s}={k}" for s, k in zip(spec.sources, input_keys, strict=True)]
         if spec.stateless:
             state = None
             state_key = None

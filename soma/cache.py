@@ -62,18 +62,30 @@ class Cache:
     """In-memory LRU (``memory_items`` entries) over an optional on-disk folder (``path``)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, memory_items: int = 256) -> None:
-        if isinstance(memory_items, bool) or not isinstance(memory_items, int) or memory_items < 0:
-            raise ValidationError("memory_items", f"expected an int >= 0, got {memory_items!r}")
+        _check_memory_items(memory_items)
         self.path: Path | None = Path(path).expanduser() if path is not None else None
         if self.path is not None:
             if self.path.exists() and not self.path.is_dir():
                 raise ValidationError("path", f"{self.path} exists and is not a folder")
             self.path.mkdir(parents=True, exist_ok=True)
-        self.memory_items = memory_items
+        self._memory_items = memory_items
         self._memory: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._hits = self._misses = self._writes = 0
         self._memory_hits = self._disk_hits = self._corrupt = 0
+
+    @property
+    def memory_items(self) -> int:
+        """How many entries the in-memory LRU keeps (0: none, every hit reads the disk)."""
+        return self._memory_items
+
+    @memory_items.setter
+    def memory_items(self, value: int) -> None:
+        # A negative size used to make the LRU trim loop pop from an empty dict on put().
+        _check_memory_items(value)
+        with self._lock:
+            self._memory_items = value
+            self._trim()
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path is not None else "memory only"
@@ -94,12 +106,14 @@ class Cache:
                 self._memory.move_to_end(key)
                 self._hits += 1
                 self._memory_hits += 1
-                return True, value, "memory"
+        if value is not _MISSING:
+            return True, _thaw(value), "memory"
         if self.path is not None:
             value = self._disk_read(key)
             if value is not _MISSING:
+                frozen = _freeze(value) if self._memory_items else value
                 with self._lock:
-                    self._remember(key, value)
+                    self._remember(key, frozen)
                     self._hits += 1
                     self._disk_hits += 1
                 return True, value, "disk"
@@ -115,8 +129,9 @@ class Cache:
 
     def put(self, key: str, value: Any) -> bool:
         """Store ``value``; False (and a log line) when it cannot be serialized to disk."""
+        frozen = _freeze(value) if self._memory_items else value
         with self._lock:
-            self._remember(key, value)
+            self._remember(key, frozen)
             self._writes += 1
         if self.path is None:
             return True
@@ -128,11 +143,14 @@ class Cache:
         return True
 
     def _remember(self, key: str, value: Any) -> None:
-        if self.memory_items == 0:
+        if self._memory_items == 0:
             return
         self._memory[key] = value
         self._memory.move_to_end(key)
-        while len(self._memory) > self.memory_items:
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._memory) > self._memory_items:
             self._memory.popitem(last=False)
 
     # -- maintenance ---------------------------------------------------------------------
@@ -251,6 +269,38 @@ class Cache:
         folder = self._entry_dir(key)
         for suffix in (".meta", ".npy", ".pkl"):
             (folder / f"{key}{suffix}").unlink(missing_ok=True)
+
+
+def _check_memory_items(value: Any) -> None:
+    # 0 is meaningful (no memory tier: a disk-only cache, as `soma cache` opens one);
+    # negative sizes and non-ints are mistakes.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError("memory_items", f"expected an int >= 0, got {value!r}")
+
+
+def _freeze(value: Any) -> Any:
+    """The memory tier's private copy of a numpy array.
+
+    A node's output is also its successors' input; a successor that edits its input in
+    place (``x -= mean``) would otherwise edit the cached entry, and later runs would get
+    the edited array as a cache hit. Other mutable values are stored as they are: filters
+    must not edit their inputs in place (see soma.filter).
+    """
+    np = sys.modules.get("numpy")
+    if np is not None and type(value) is np.ndarray and not value.dtype.hasobject:
+        frozen = value.copy()
+        frozen.flags.writeable = False
+        return frozen
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    # A frozen array goes out as a fresh writable copy, so a run that edits it in place
+    # behaves the same on a hit as on a miss (and the entry stays intact).
+    np = sys.modules.get("numpy")
+    if np is not None and type(value) is np.ndarray and not value.flags.writeable:
+        return value.copy()
+    return value
 
 
 _ENTRY_SUFFIXES = ("meta", "npy", "pkl")

@@ -13,7 +13,9 @@ from the cache or failed, how long it took and its cache key.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -65,7 +67,25 @@ class Event:
 EventCallback = Callable[[Event], Any]
 
 
-_reported: set[int] = set()
+# Callbacks whose failure was already logged in full. Weak references, not ids: an id is
+# reused once its callback is gone, and a new callback then had its first error hidden at
+# debug level.
+_reported: weakref.WeakSet[Any] = weakref.WeakSet()
+_reported_strong: list[Any] = []  # callables that cannot be weakly referenced
+_reported_lock = threading.Lock()
+
+
+def _first_failure(callback: EventCallback) -> bool:
+    with _reported_lock:
+        try:
+            if callback in _reported:
+                return False
+            _reported.add(callback)
+        except TypeError:
+            if any(c is callback for c in _reported_strong):
+                return False
+            _reported_strong.append(callback)
+        return True
 
 
 def dispatch(callbacks: tuple[EventCallback, ...], event: Event) -> None:
@@ -75,10 +95,9 @@ def dispatch(callbacks: tuple[EventCallback, ...], event: Event) -> None:
         try:
             callback(event)
         except Exception:
-            if id(callback) in _reported:
+            if not _first_failure(callback):
                 _log.debug("soma event callback %r raised again on %s", callback, event.kind)
             else:
-                _reported.add(id(callback))
                 _log.exception(
                     "soma event callback %r raised on %s; ignored (further errors from it "
                     "are logged at debug level)",

@@ -16,6 +16,7 @@ ExecutionError naming the node, with the original exception chained.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import itertools
 import os
@@ -36,7 +37,7 @@ from soma._node_run import (
     _Stopped,
 )
 from soma.cache import Cache
-from soma.errors import CacheError, ExecutionError, GraphError
+from soma.errors import CacheError, ExecutionError, GraphError, ValidationError
 from soma.events import EventCallback, NodeReport, RunReport
 from soma.fingerprint import combine, hash_value
 from soma.plan import (
@@ -102,6 +103,10 @@ def execute(
     max_workers: int | None = None,
 ) -> RunResult:
     """Run ``plan`` on input ``x``; fit every node first when ``fitting``."""
+    if max_workers is not None and max_workers < 1:
+        # `max_workers or default` would turn 0 into "every CPU" and a negative count into
+        # a silent sequential run; Graph validates too, this guards direct callers.
+        raise ValidationError("max_workers", f"expected an int >= 1, got {max_workers!r}")
     phase = "fit" if fitting else "forward"
     run = _Run(
         cache=cache,
@@ -144,6 +149,17 @@ def execute(
             run.emit("run_failed", duration_s=run.report.duration_s, error=str(error))
         error.__soma_report__ = run.report  # type: ignore[union-attr]
         raise error from error.__cause__
+    except BaseException as exc:
+        # Not a node's failure (an unhashable input, Ctrl-C): the run still ends with
+        # run_failed, so listeners that saw run_started (progress bars) are not left open.
+        _finish_report(run, started, exc)
+        if callbacks:
+            run.emit(
+                "run_failed", duration_s=run.report.duration_s, error=f"{type(exc).__name__}: {exc}"
+            )
+        with contextlib.suppress(Exception):
+            exc.__soma_report__ = run.report  # type: ignore[attr-defined]
+        raise
     _finish_report(run, started, None)
     if callbacks:
         run.emit("run_finished", duration_s=run.report.duration_s)

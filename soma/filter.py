@@ -21,6 +21,9 @@ Traceback (most recent call last):
 ...
 soma.errors.ParamError: Scale: unknown parameter 'factr' (known: factor)
 
+A filter must not edit its input in place (``x -= mean``): the same object is a cached
+result of the node upstream and the input of its other successors. Return a new value.
+
 Several inputs (fan-in) arrive as plain values: a ``forward(self, left, right, state)``
 receives one value per declared input in the order the predecessors were connected; a
 ``forward(self, x, state)`` behind several predecessors receives a dict keyed by
@@ -70,9 +73,17 @@ class Filter:
                     decls.pop(name, None)  # a subclass turned it into a method or property
         cls._param_decls = decls
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, *args: Any, **params: Any) -> None:
         cls_name = type(self).__name__
         decls = type(self)._param_decls
+        if args:
+            # Python's own "takes 1 positional argument" names neither the filter's
+            # parameters nor how to pass them.
+            known = ", ".join(sorted(decls)) or "none"
+            raise ParamError(
+                f"{cls_name}: parameters are keyword arguments, got {len(args)} positional "
+                f"value(s) {args!r} (parameters: {known})"
+            )
         for name in params:
             if name not in decls:
                 known = ", ".join(sorted(decls)) or "none"

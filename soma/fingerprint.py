@@ -13,7 +13,9 @@ True
 
 ``filter_fingerprint(f)`` identifies a filter's behaviour: its class (module and qualified
 name), its normalized source code over the class hierarchy (comments, docstrings and
-formatting do not count; code does) and its parameters. ``graph_fingerprint(g)`` combines
+formatting do not count; code does), what that code uses from its own module (helper
+functions and classes, by normalized source; constants, by value), the values its methods
+close over, and its parameters. ``graph_fingerprint(g)`` combines
 every node's fingerprint with the graph's edges and control structure.
 """
 
@@ -152,6 +154,9 @@ def _feed_array(h: Any, np: Any, arr: Any) -> None:
 
 _class_cache: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 _class_lock = threading.Lock()
+# CPython 3.11's ast module is not thread-safe: parsing from several runtime threads at
+# once fails with "SystemError: AST constructor recursion depth mismatch".
+_ast_lock = threading.Lock()
 
 
 def class_fingerprint(cls: type) -> str:
@@ -166,6 +171,7 @@ def class_fingerprint(cls: type) -> str:
             continue
         parts.append(f"{klass.__module__}.{klass.__qualname__}")
         parts.append(_class_code(klass))
+        parts.append(_class_refs(klass))
     digest = combine("class", *parts)
     with _class_lock:
         _class_cache[cls] = digest
@@ -174,11 +180,112 @@ def class_fingerprint(cls: type) -> str:
 
 def _class_code(klass: type) -> str:
     try:
-        source = inspect.getsource(klass)
-        tree = ast.parse(textwrap.dedent(source))
+        return _source_digest(inspect.getsource(klass))
     except (OSError, TypeError, SyntaxError, IndentationError):
         return _namespace_bytecode(klass)
-    return hashlib.sha256(_normalized_dump(tree).encode()).hexdigest()
+
+
+def _function_code(func: types.FunctionType) -> str:
+    try:
+        return _source_digest(inspect.getsource(func))
+    except Exception:  # no source, or a lambda's line that does not parse alone: bytecode
+        h = hashlib.sha256(b"bytecode" + sys.version.encode())
+        _feed_code(h, func.__code__)
+        return h.hexdigest()
+
+
+def _source_digest(source: str) -> str:
+    with _ast_lock:
+        dump = _normalized_dump(ast.parse(textwrap.dedent(source)))
+    return hashlib.sha256(dump.encode()).hexdigest()
+
+
+# -- what a class's code refers to ----------------------------------------------------
+#
+# A class's own source is not all of its behaviour: a method may call a helper function
+# or read a constant defined next to it in the same file, or close over a variable of the
+# function that made the class. Editing that helper or constant, or making the class
+# twice with different closure values, must change the fingerprint, or the cache would
+# return results computed by other code. Followed: closure values, and module globals a
+# method names that are functions or classes of the same module (by normalized source,
+# transitively) or immutable plain values. Not followed: other modules (installed
+# libraries change with their version, not with a researcher's edit) and mutable
+# module-level objects (their content at hashing time says nothing stable).
+
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _class_refs(klass: type) -> str:
+    h = hashlib.sha256(b"refs")
+    seen: set[int] = {id(klass)}
+    for name, value in sorted(vars(klass).items()):
+        func = _as_function(value)
+        if func is not None:
+            h.update(name.encode())
+            _feed_refs(h, func, klass.__module__, seen)
+    return h.hexdigest()
+
+
+def _as_function(value: Any) -> types.FunctionType | None:
+    value = getattr(value, "__func__", value)  # classmethod / staticmethod
+    if isinstance(value, property):
+        value = value.fget
+    return value if isinstance(value, types.FunctionType) else None
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _feed_refs(h: Any, func: types.FunctionType, module: str, seen: set[int]) -> None:
+    for cell in func.__closure__ or ():
+        try:
+            contents = cell.cell_contents
+        except ValueError:  # an empty cell
+            contents = None
+        _feed_ref(h, contents, module, seen, closure=True)
+    namespace = func.__globals__
+    for name in sorted(_code_names(func.__code__)):
+        if name in namespace:
+            h.update(b"g" + name.encode())
+            _feed_ref(h, namespace[name], module, seen, closure=False)
+
+
+def _feed_ref(h: Any, value: Any, module: str, seen: set[int], *, closure: bool) -> None:
+    if isinstance(value, types.ModuleType) or id(value) in seen:
+        return
+    if isinstance(value, types.FunctionType | type) and value.__module__ != module:
+        h.update(f"n{value.__module__}.{value.__qualname__}".encode())  # which one, by name
+        return
+    if isinstance(value, types.FunctionType):
+        seen.add(id(value))
+        h.update(b"f" + _function_code(value).encode())
+        _feed_refs(h, value, module, seen)
+        return
+    if isinstance(value, type):
+        seen.add(id(value))
+        h.update(b"c" + _class_code(value).encode())
+        for _name, member in sorted(vars(value).items()):
+            func = _as_function(member)
+            if func is not None:
+                _feed_refs(h, func, module, seen)
+        return
+    if _is_plain_constant(value):
+        h.update(b"v" + hash_value(value).encode())
+    elif closure:  # a closure value is part of what the class does, mutable or not
+        h.update(b"v" + _safe_hash(value).encode())
+
+
+def _is_plain_constant(value: Any) -> bool:
+    if isinstance(value, _SCALARS):
+        return True
+    if type(value) in (tuple, frozenset):
+        return all(_is_plain_constant(item) for item in value)
+    return False
 
 
 def _normalized_dump(tree: ast.AST) -> str:
@@ -224,7 +331,9 @@ def _feed_code(h: Any, code: types.CodeType) -> None:
         if isinstance(const, types.CodeType):
             _feed_code(h, const)
         else:
-            h.update(repr(const).encode())
+            # Canonical hashing, not repr(): a set literal compiles to a frozenset whose
+            # repr order follows string hash randomization, so it differed per process.
+            h.update(_safe_hash(const).encode())
 
 
 def callable_fingerprint(func: Any) -> str:
@@ -248,12 +357,8 @@ def callable_fingerprint(func: Any) -> str:
     _feed_code(h, code)
     h.update(_safe_hash(target.__defaults__).encode())
     h.update(_safe_hash(target.__kwdefaults__).encode())
-    for cell in target.__closure__ or ():
-        try:
-            contents = cell.cell_contents
-        except ValueError:  # an empty cell
-            contents = None
-        h.update(_safe_hash(contents).encode())
+    if isinstance(target, types.FunctionType):
+        _feed_refs(h, target, target.__module__, {id(target)})
     return h.hexdigest()
 
 

@@ -53,10 +53,6 @@ class Graph:
     def __init__(self, *, cache: Cache | None = None, max_workers: int | None = None) -> None:
         if cache is not None and not isinstance(cache, Cache):
             raise ValidationError("cache", f"expected a soma.Cache or None, got {cache!r}")
-        if max_workers is not None and (
-            isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
-        ):
-            raise ValidationError("max_workers", f"expected an int >= 1, got {max_workers!r}")
         self._cache = cache
         self.max_workers = max_workers
         self._filters: dict[str, Filter] = {}
@@ -85,6 +81,21 @@ class Graph:
             raise ValidationError("cache", f"expected a soma.Cache or None, got {cache!r}")
         self._cache = cache
         self._plan = None  # Cached steps depend on it
+
+    @property
+    def max_workers(self) -> int | None:
+        """Threads for parallel branches (None: one per CPU). Settable; must be >= 1."""
+        return self._max_workers
+
+    @max_workers.setter
+    def max_workers(self, value: int | None) -> None:
+        # Checked on every assignment, not only in __init__: a 0 or negative count set
+        # later used to fall back silently to one thread per CPU or to sequential runs.
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValidationError("max_workers", f"expected an int >= 1, got {value!r}")
+        self._max_workers = value
 
     # -- building ------------------------------------------------------------------------
 

@@ -144,17 +144,27 @@ def search(
             raise ValueError("search() needs low and high, or choices=[...]")
         if not (_is_number(low) and _is_number(high)):
             raise ValueError(f"search() bounds must be numbers, got {low!r} and {high!r}")
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(f"search() bounds must be finite, got {low!r} and {high!r}")
         if not low < high:
             raise ValueError(f"search() needs low < high, got low={low!r}, high={high!r}")
         if log and low <= 0:
             raise ValueError(f"search(log=True) needs low > 0, got low={low!r}")
+        if step is not None:
+            # `step or 1` used to turn step=0 into 1 and a negative step passed through to
+            # the samplers; a step is a count of units, so it must be positive.
+            if not _is_number(step) or not math.isfinite(step) or step <= 0:
+                raise ValueError(f"search(step=...) must be a number > 0, got {step!r}")
+            int_range = isinstance(low, int) and isinstance(high, int) and isinstance(step, int)
+            if log and not (int_range and step == 1):
+                raise ValueError(f"search(log=True) cannot take a step, got step={step!r}")
         if (
             isinstance(low, int)
             and isinstance(high, int)
             and (step is None or isinstance(step, int))
         ):
             int_default = low if default is _NO_DEFAULT else default
-            space = IntRange(low, high, log, step or 1, int_default)
+            space = IntRange(low, high, log, 1 if step is None else step, int_default)
         else:
             float_default = float(low) if default is _NO_DEFAULT else default
             if isinstance(float_default, int) and not isinstance(float_default, bool):

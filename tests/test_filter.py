@@ -125,3 +125,35 @@ def test_expressions():
     assert isinstance(a >> [b, c], Chain)
     with pytest.raises(GraphError, match="instance"):
         _ = a >> Scale
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda: search(0, 10, step=0), "step"),
+        (lambda: search(0, 10, step=-2), "step"),
+        (lambda: search(0.0, 1.0, step=0.0), "step"),
+        (lambda: search(0.0, 1.0, step=-0.1), "step"),
+        (lambda: search(0.0, 1.0, step=math.nan), "step"),
+        (lambda: search(1e-3, 1.0, log=True, step=0.1), r"log=True\) cannot take a step"),
+        (lambda: search(0.0, math.inf), "finite"),
+        (lambda: search(-math.inf, 0.0, default=-1.0), "finite"),
+    ],
+)
+def test_regression_zero_or_negative_steps_and_infinite_bounds_are_rejected(call, fragment):
+    # `step or 1` turned step=0 into 1 and a negative step reached the samplers unchecked.
+    with pytest.raises(ValueError, match=fragment):
+        call()
+
+
+def test_valid_steps_are_kept():
+    assert search(0, 10, step=2).step == 2
+    assert search(0.0, 1.0, step=0.25).step == 0.25
+    assert search(1, 100, log=True).step == 1
+
+
+def test_regression_positional_params_name_the_filter():
+    # Python's own "takes 1 positional argument" named neither the filter's parameters
+    # nor the way to pass them.
+    with pytest.raises(ParamError, match=r"Scale: parameters are keyword arguments.*factor"):
+        Scale(3.0)  # type: ignore[call-arg]

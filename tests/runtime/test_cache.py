@@ -106,6 +106,19 @@ def test_fingerprint_ignores_comments_docstrings_formatting_but_not_code(tmp_pat
     assert _class_code(base) != _class_code(changed)
 
 
+def test_whole_filter_fingerprint_survives_a_cosmetic_edit_of_its_file(tmp_path):
+    # The same module edited in place, as a researcher would: only code changes count.
+    def fingerprint(source: str, **params) -> str:
+        return filter_fingerprint(_load(tmp_path, "soma_test_cosmetic", source).Scale(**params))
+
+    base = fingerprint(BASE)
+    assert fingerprint(COSMETIC) == base
+    assert fingerprint(BASE.replace("'''Multiply.'''", "'''Multiply.'''\n    # note")) == base
+    assert fingerprint(CHANGED) != base
+    assert fingerprint(BASE, factor=3.0) != base
+    sys.modules.pop("soma_test_cosmetic", None)
+
+
 def test_fingerprint_falls_back_to_bytecode_without_source():
     namespace: dict = {}
     exec(BASE, namespace)
@@ -363,3 +376,303 @@ def test_regression_cache_cli_on_a_file_is_a_one_line_error(tmp_path):
         assert result.exit_code == 1
         assert "--cache-dir: expected a folder" in result.output
         assert "Traceback" not in result.output
+
+
+# -- keys: NaN, infinities, fan-in names ---------------------------------------------
+
+
+class Ident(Filter):
+    def forward(self, x, state):
+        CALLS["Ident.forward"] += 1
+        return np.asarray(x) * 1.0
+
+
+def test_nan_and_infinities_as_graph_input_are_separate_cache_entries():
+    # The reference hashed data through JSON, where NaN, +inf and -inf all become null:
+    # a run on [inf] returned the result cached for [nan].
+    g = Graph.somatize(Ident(), cache=Cache())
+    outputs = [g.forward(np.array([v])) for v in (math.nan, math.inf, -math.inf)]
+    assert CALLS["Ident.forward"] == 3
+    assert np.isnan(outputs[0][0]) and outputs[1][0] == math.inf and outputs[2][0] == -math.inf
+    again = g.forward(np.array([math.nan]))  # NaN != NaN, but its key is stable
+    assert CALLS["Ident.forward"] == 3 and np.isnan(again[0])
+    assert g.last_run.nodes["ident"].status == "cached"
+    assert Graph.somatize(Ident(), cache=Cache()).forward([math.inf, math.nan]).tolist()[0] == (
+        math.inf
+    )
+
+
+def test_nan_and_infinities_as_plain_params_give_different_fingerprints():
+    class Fill(Filter):
+        value = 0.0
+
+        def forward(self, x, state):
+            return self.value
+
+    prints = [filter_fingerprint(Fill(value=v)) for v in (math.nan, math.inf, -math.inf, 0.0)]
+    assert len(set(prints)) == 4
+    assert filter_fingerprint(Fill(value=math.nan)) == prints[0]
+
+
+class Names(Filter):
+    def forward(self, x, state):
+        return sorted(x)
+
+
+def test_regression_renamed_fan_in_predecessors_do_not_hit_the_old_keyed_dict():
+    # A one-parameter fan-in receives a dict keyed by predecessor name, but the names were
+    # not in its cache key: renaming a predecessor returned the dict with the old names.
+    cache = Cache()
+
+    def build(first: str, second: str) -> Graph:
+        g = Graph(cache=cache)
+        a, b = g.node(Add(), name=first), g.node(Mul(), name=second)
+        names = g.node(Names(), name="names")
+        g.connect(a, names)
+        g.connect(b, names)
+        return g
+
+    assert build("a", "b").forward(1.0) == ["a", "b"]
+    renamed = build("c", "d")
+    assert renamed.forward(1.0) == ["c", "d"]
+    assert renamed.last_run.nodes["c"].status == "cached"  # same filter, same input: a hit
+    assert renamed.last_run.nodes["names"].status == "ok"
+
+
+# -- recomputing exactly what changed -------------------------------------------------
+
+
+class ShiftAll(Filter):
+    amount = 1.0
+
+    def forward(self, x, state):
+        return [v + self.amount for v in x]
+
+
+def test_changing_a_param_refits_only_that_node_and_its_descendants():
+    cache = Cache()
+    x = [1.0, 2.0, 6.0]
+    g = Graph.somatize(Center() >> ShiftAll() >> Center(), cache=cache)
+    first = g.fit_forward(x)
+    assert CALLS["Center.fit"] == 2
+    CALLS.clear()
+    h = g.with_params({"shift_all.amount": 5.0})
+    assert h.fit_forward(x) == first  # centering removes the shift either way
+    status = {n: r.status for n, r in h.last_run.nodes.items()}
+    assert status == {"center": "cached", "shift_all": "ok", "center_2": "ok"}
+    assert CALLS["Center.fit"] == 1  # only the downstream Center was refitted
+
+
+HELPERS = """
+from soma import Filter
+
+OFFSET = {offset}
+
+def helper(x):
+    {helper}
+
+class First(Filter):
+    def forward(self, x, state):
+        return x + 1
+
+class UsesHelper(Filter):
+    def forward(self, x, state):
+        return helper(x) + OFFSET
+
+class Last(Filter):
+    def forward(self, x, state):
+        return x * 10
+"""
+
+
+def test_regression_editing_a_helper_or_constant_the_filter_uses_recomputes(tmp_path):
+    # Only the class's own source was fingerprinted: editing a module-level helper the
+    # filter calls (or a constant it reads) returned results of the old code.
+    cache = Cache()
+
+    def run(offset: str, helper: str):
+        source = HELPERS.format(offset=offset, helper=helper)
+        module = _load(tmp_path, "soma_test_helpers", source)
+        g = Graph.somatize(module.First() >> module.UsesHelper() >> module.Last(), cache=cache)
+        out = g.forward(1)
+        return out, [r.status for r in g.last_run.nodes.values()]
+
+    assert run("0", "return x * 2") == (40, ["ok", "ok", "ok"])
+    assert run("0", "return x  *  2  # same code") == (40, ["cached", "cached", "cached"])
+    assert run("0", "return x * 3") == (60, ["cached", "ok", "ok"])
+    assert run("1", "return x * 3") == (70, ["cached", "ok", "ok"])
+    sys.modules.pop("soma_test_helpers", None)
+
+
+def test_regression_classes_made_by_a_factory_differ_by_their_closure_values():
+    # Two classes from one factory share their source; only the closed-over value differs.
+    def make(factor: float) -> type[Filter]:
+        class Times(Filter):
+            def forward(self, x, state):
+                return x * factor
+
+        return Times
+
+    cache = Cache()
+    assert Graph.somatize(make(2.0)(), cache=cache).forward(1.0) == 2.0
+    assert Graph.somatize(make(3.0)(), cache=cache).forward(1.0) == 3.0
+    assert filter_fingerprint(make(2.0)()) == filter_fingerprint(make(2.0)())
+
+
+# -- the tiers protect their entries --------------------------------------------------
+
+
+class Source(Filter):
+    def forward(self, x, state):
+        return np.array(x, dtype=float)
+
+
+class EditsInPlace(Filter):
+    def forward(self, x, state):
+        x += 100.0
+        return x
+
+
+def test_regression_an_in_place_edit_downstream_does_not_change_a_cached_array():
+    # The memory tier handed out the very array a successor then edited in place, so the
+    # next run got the edited array as a cache hit.
+    cache = Cache()
+    assert Graph.somatize(Source() >> EditsInPlace(), cache=cache).forward([1.0]).tolist() == [
+        101.0
+    ]
+    again = Graph.somatize(Source(), cache=cache)
+    assert again.forward([1.0]).tolist() == [1.0]
+    assert again.last_run.nodes["source"].status == "cached"
+    hit = Graph.somatize(Source() >> EditsInPlace(), cache=cache)
+    assert hit.forward([1.0]).tolist() == [101.0]  # a hit behaves like a miss
+    assert again.forward([1.0]).tolist() == [1.0]
+
+
+def test_memory_items_is_validated_when_set_and_shrinking_trims():
+    cache = Cache(memory_items=3)
+    for i in range(3):
+        cache.put(f"{i:064x}", i)
+    cache.memory_items = 1
+    assert cache.stats().memory_entries == 1 and cache.get(f"{2:064x}") == (True, 2)
+    for bad in (-1, True, 1.5, None):
+        with pytest.raises(ValidationError, match="memory_items"):
+            cache.memory_items = bad  # type: ignore[assignment]
+    cache.put(f"{5:064x}", 5)  # a rejected size left the cache working
+    assert cache.memory_items == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "missing_payload", "empty_meta"])
+def test_corrupt_array_entry_is_recomputed(tmp_path, damage):
+    g = Graph.somatize(Source(), cache=Cache(tmp_path))
+    g.forward([1.0, 2.0])
+    key = g.last_run.nodes["source"].key
+    payload = tmp_path / key[:2] / f"{key}.npy"
+    if damage == "truncate":
+        payload.write_bytes(payload.read_bytes()[:-8])
+    elif damage == "missing_payload":
+        payload.unlink()
+    else:
+        (tmp_path / key[:2] / f"{key}.meta").write_bytes(b"")
+    fresh = Graph.somatize(Source(), cache=Cache(tmp_path))
+    assert fresh.forward([1.0, 2.0]).tolist() == [1.0, 2.0]
+    assert fresh.last_run.nodes["source"].status == "ok"  # recomputed, not returned
+    assert Cache(tmp_path).get(key)[1].tolist() == [1.0, 2.0]  # and rewritten intact
+
+
+STABLE = """
+from soma import Branch, Filter, Graph
+
+WORDS = ("alpha", "beta")
+
+def keep(x):
+    return x in {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"}
+
+class Pick(Filter):
+    mode = "a"
+
+    def forward(self, x, state):
+        return keep(x) or x in {"iota", "kappa", "lambda", "mu", "nu", "xi", "omicron"}
+
+GRAPH = Graph.somatize(
+    Branch(lambda x: x in {"pi", "rho", "sigma", "tau", "upsilon", "phi", "chi"}, then=Pick())
+)
+namespace = {}
+exec(
+    "from soma import Filter\\n"
+    "class NoSource(Filter):\\n"
+    "    def forward(self, x, state):\\n"
+    "        return x in {'psi', 'omega', 'one', 'two', 'three', 'four', 'five', 'six'}\\n",
+    namespace,
+)
+NO_SOURCE = namespace["NoSource"]
+"""
+
+PRINT_FINGERPRINTS = """
+import importlib.util, json, sys
+from soma.fingerprint import filter_fingerprint
+spec = importlib.util.spec_from_file_location("soma_test_stable", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules["soma_test_stable"] = module
+spec.loader.exec_module(module)
+print(json.dumps([
+    filter_fingerprint(module.Pick()),
+    module.GRAPH.fingerprint(),
+    filter_fingerprint(module.NO_SOURCE()),
+]))
+"""
+
+
+def test_regression_fingerprints_are_the_same_in_every_process(tmp_path):
+    # Code constants were hashed by repr(): a set literal's repr follows the per-process
+    # string hash seed, so a predicate's (and a source-less class's) fingerprint changed
+    # between processes, and so did the graph fingerprint recorded with each experiment.
+    import json
+    import os
+    import subprocess
+
+    path = tmp_path / "soma_test_stable.py"
+    path.write_text(STABLE)
+    results = []
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", PRINT_FINGERPRINTS, str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        results.append(json.loads(out.stdout))
+    assert results[0] == results[1] == results[2]
+    module = _load(tmp_path, "soma_test_stable", STABLE)
+    assert filter_fingerprint(module.Pick()) == results[0][0]  # and in this process
+    sys.modules.pop("soma_test_stable", None)
+
+
+def test_a_write_that_dies_before_its_meta_is_renamed_leaves_no_entry(tmp_path, monkeypatch):
+    # Payload first, then meta: a crash between the two renames leaves a payload that no
+    # reader trusts (no meta), and no temporary files.
+    import soma.cache as cache_module
+
+    real_replace = cache_module.os.replace
+
+    def dying_replace(src, dst):
+        if str(dst).endswith(".meta"):
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    key = "cd" * 32
+    monkeypatch.setattr(cache_module.os, "replace", dying_replace)
+    assert Cache(tmp_path).put(key, np.arange(4.0)) is False  # reported, not raised
+    monkeypatch.setattr(cache_module.os, "replace", real_replace)
+    assert not list(tmp_path.rglob("*.tmp"))
+    fresh = Cache(tmp_path)
+    assert fresh.get(key) == (False, None) and fresh.stats().disk_entries == 0
+
+
+def test_memory_items_zero_is_a_disk_only_cache(tmp_path):
+    cache = Cache(tmp_path, memory_items=0)
+    cache.put("ef" * 32, [1, 2])
+    assert cache.lookup("ef" * 32) == (True, [1, 2], "disk")
+    assert cache.stats().memory_entries == 0

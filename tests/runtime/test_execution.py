@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+import traceback
 
 import pytest
 from runtime_filters import CALLS, Add, Center, Gather, Keyed, Mul, Pair
@@ -217,3 +218,108 @@ def test_last_run_report():
     assert g.last_run.cache_hits == 2 and g.last_run.cache_misses == 0
     assert g.last_run.run_id != report.run_id
     assert all(len(k) == 64 for k in g.last_run.cache_keys.values())
+
+
+def test_failing_parallel_branch_keeps_the_original_traceback():
+    class Steady(Filter):
+        def forward(self, x, state):
+            time.sleep(0.02)
+            return x
+
+    class Exploding(Filter):
+        def forward(self, x, state):
+            return explode_here(x)
+
+    g = Graph.somatize((Steady() | Exploding() | Steady()) >> Gather(), max_workers=3)
+    with pytest.raises(ExecutionError) as info:
+        run_with_timeout(lambda: g.forward(1.0))
+    assert info.value.node == "exploding" and info.value.phase == "forward"
+    cause = info.value.__cause__
+    assert isinstance(cause, KeyError)
+    frames = [frame.name for frame in traceback.extract_tb(cause.__traceback__)]
+    assert frames[-2:] == ["forward", "explode_here"]  # raised in a worker, not lost there
+
+
+def explode_here(x):
+    raise KeyError("deep inside a branch")
+
+
+def test_regression_max_workers_set_after_construction_is_validated():
+    # Only the constructor checked it: `g.max_workers = 0` or `= -3` was accepted and the
+    # run silently used every CPU or ran sequentially.
+    g = Graph.somatize(Add() | Mul())
+    for bad in (0, -3, True, 2.5):
+        with pytest.raises(ValidationError, match="max_workers"):
+            g.max_workers = bad  # type: ignore[assignment]
+    assert g.max_workers is None
+    g.max_workers = 2
+    assert g.forward(1.0) == {"add": 2.0, "mul": 2.0}
+    with pytest.raises(ValidationError, match="max_workers"):
+        Graph.somatize(Add(), max_workers=0)
+    from soma.execute import execute
+
+    with pytest.raises(ValidationError, match="max_workers"):
+        execute(g.compile(), x=1.0, fitting=False, want_output=True, states={},
+                state_keys={}, cache=None, max_workers=-1)  # fmt: skip
+
+
+def test_raising_callback_in_worker_threads_does_not_break_a_parallel_run(caplog):
+    seen: list[tuple[str, str | None]] = []
+    lock = threading.Lock()
+
+    def broken(event: Event) -> None:
+        raise RuntimeError(f"callback bug on {event.kind}")
+
+    def record(event: Event) -> None:
+        with lock:
+            seen.append((event.kind, event.node))
+
+    class Pause(Filter):
+        def forward(self, x, state):
+            time.sleep(0.01)
+            return x
+
+    g = Graph.somatize(Add() >> (Pause() | Pause() | Pause()) >> Gather(), max_workers=3)
+    g.on_event(broken)  # first, so every event meets it before the recorder
+    g.on_event(record)
+    assert run_with_timeout(lambda: g.forward(1.0)) == [2.0, 2.0, 2.0]
+    assert g.last_run.ok
+    finished = {node for kind, node in seen if kind == "node_finished"}
+    assert finished == {"add", "pause", "pause_2", "pause_3", "gather"}
+    assert seen[0] == ("run_started", None) and seen[-1] == ("run_finished", None)
+    assert "callback bug on" in caplog.text
+
+
+def test_regression_a_new_raising_callback_is_always_reported_in_full(caplog):
+    # Reported callbacks were remembered by id(); a new callback that got the id of a
+    # collected one had its first error logged at debug level only (hidden).
+    from soma.events import dispatch
+
+    event = Event("run_started", "run-x", "forward")
+    for round_ in range(20):
+        caplog.clear()
+
+        def broken(event: Event, round_: int = round_) -> None:
+            raise RuntimeError(f"round {round_}")
+
+        dispatch((broken,), event)
+        dispatch((broken,), event)  # a second error from the same one: debug only
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and f"round {round_}" in caplog.text
+        del broken
+
+
+def test_regression_a_run_that_fails_outside_any_node_still_ends_with_run_failed():
+    # An unhashable input raised CacheError after run_started without a run_failed event
+    # (a progress bar waiting for the end stayed open) and without updating last_run.
+    from soma import Cache, CacheError
+
+    kinds: list[str] = []
+    g = Graph.somatize(Add(), cache=Cache())
+    g.on_event(lambda event: kinds.append(event.kind))
+    with pytest.raises(CacheError, match="cannot hash the graph input"):
+        g.forward(threading.Lock())
+    assert kinds == ["run_started", "run_failed"]
+    assert g.last_run is not None and not g.last_run.ok
+    assert "cannot hash the graph input" in (g.last_run.error or "")
+    assert g.last_run.nodes["add"].status == "not_run"

@@ -240,3 +240,21 @@ def test_regression_state_parameter_may_have_any_name():
 
     assert Shift.input_arity() == 1
     assert Graph.somatize(Shift() >> Shift()).fit_forward(1.0) == 3.0
+
+
+def test_regression_mermaid_labels_escape_quotes_html_and_entities():
+    # A string param is shown in the node's label; a '"' would end the label early and
+    # a '#quot;' in the value would be read by Mermaid as an entity.
+    class Say(Filter):
+        text = "x"
+
+        def forward(self, x, state):
+            return x
+
+    g = Graph.somatize(Say(text='a "b" <i>c</i> & #quot; [d] | end'))
+    node_line = g.to_mermaid().splitlines()[1]
+    label = node_line.split('["', 1)[1].rsplit('"]', 1)[0]
+    assert node_line.startswith('    n0["') and node_line.endswith('"]')
+    assert '"' not in label and "<i>" not in label and "[d]" in label
+    assert label.count("<br/>") == 1  # the separator between name and filter only
+    assert "#35;quot;" in label and "#quot;b#quot;" in label and "#amp;" in label

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from soma import Graph, ProjectError, ValidationError
+from soma import Filter, Graph, ProjectError, ValidationError
 from soma.cli import _register, app
 from soma.pipeline_file import load_pipeline_file, split_ref
 
@@ -163,3 +163,63 @@ def test_demo_file_is_a_valid_pipeline_file():
     loaded = load_pipeline_file(str(demo))
     assert loaded.direction == "maximize" and loaded.metric is not None
     assert loaded.graph_factory().summary().startswith("Standardize >> (PCA(n_components=24)")
+
+
+def test_soma_run_progress_advances_once_per_node_and_names_it():
+    import io
+
+    from rich.console import Console
+
+    from soma.cli.run import _NodeProgress
+
+    class Step(Filter):
+        def forward(self, x, state):
+            return x
+
+    graph = Graph.somatize(Step() >> (Step() | Step()) >> Gather3(), max_workers=1)
+    progress = _NodeProgress(Console(file=io.StringIO()), graph)
+    snapshots: list[tuple[str, float, str]] = []
+
+    def snapshot(event) -> None:  # registered after the progress bar: sees its update
+        if event.kind == "node_finished":
+            task = progress.progress.tasks[progress.task]
+            snapshots.append((event.node, task.completed, task.fields["node"]))
+
+    graph.on_event(snapshot)
+    with progress:
+        progress.phase("forward", len(graph))
+        graph.forward(1)
+    assert [completed for _node, completed, _shown in snapshots] == [1, 2, 3, 4]
+    assert [shown for _node, _completed, shown in snapshots] == [n for n, _c, _s in snapshots]
+    assert {node for node, _c, _s in snapshots} == {"step", "step_2", "step_3", "gather3"}
+
+
+class Gather3(Filter):
+    def forward(self, *inputs, state):
+        return list(inputs)
+
+
+def test_soma_run_prints_a_progress_line_per_phase(tmp_path, runner):
+    result = runner.invoke(app, ["run", str(write(tmp_path)), "--no-cache"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("fit") and "2/2" in line for line in lines)
+    assert any(line.startswith("forward") and "2/2" in line for line in lines)
+
+
+@pytest.mark.parametrize("bad", ["0", "-2"])
+def test_soma_run_rejects_zero_or_negative_max_workers(tmp_path, runner, monkeypatch, bad):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", str(write(tmp_path)), "--max-workers", bad])
+    assert result.exit_code == 2 and "max-workers" in result.output
+    assert not (tmp_path / ".soma").exists()
+
+
+def test_soma_version(runner):
+    import importlib.metadata
+
+    import soma
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"soma {soma.__version__}"
+    assert importlib.metadata.version("soma-research") == soma.__version__
