@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from soma.cli import app
-from soma.cli._common import AsJson, ProjectDir, fail, state_paths
+from soma.cli._common import AsJson, ProjectDir, check_embedder, fail, state_paths
 
 if TYPE_CHECKING:
     from soma.knowledge import Experiment, KnowledgeBase
@@ -33,7 +33,7 @@ def resolve_kb_path(project: Path, kb: Path | None) -> Path:
 
 
 @contextmanager
-def _open(project: Path, kb: Path | None) -> Iterator[KnowledgeBase]:
+def _open(project: Path, kb: Path | None, embedder: str = "default") -> Iterator[KnowledgeBase]:
     """Open an existing knowledge base (reading commands never create one); errors → exit 1."""
     from soma.errors import SomaError
     from soma.knowledge import KnowledgeBase
@@ -42,7 +42,7 @@ def _open(project: Path, kb: Path | None) -> Iterator[KnowledgeBase]:
     if not path.is_file():
         raise fail(f"no knowledge base at {path} (record an experiment first, or pass --kb)")
     try:
-        base = KnowledgeBase(path)
+        base = KnowledgeBase(path, embedder=embedder)
     except SomaError as exc:
         raise fail(str(exc)) from None
     try:
@@ -174,12 +174,21 @@ def query(
         str | None, typer.Option(help="Started at or before (ISO time or age).")
     ] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
+    embedder: Annotated[
+        str,
+        typer.Option(
+            "--embedder",
+            help="Semantic search model: 'default' (all-MiniLM-L6-v2, offline) or 'hashing' "
+            "(no model: word overlap only).",
+        ),
+    ] = "default",
     as_json: AsJson = False,
 ) -> None:
     """Search experiments by meaning, combined with filters."""
     from rich.console import Console
 
-    with _open(project, kb) as base:
+    check_embedder(embedder)
+    with _open(project, kb, embedder) as base:
         hits = base.query(
             text,
             line=line,
@@ -216,6 +225,7 @@ def lines(project: ProjectDir = Path("."), kb: KbFile = None, as_json: AsJson = 
                     "metric": ln.metric,
                     "direction": ln.direction,
                     "description": ln.description,
+                    "status": ln.status,
                     "n_experiments": base.count(line=ln.name),
                     "best_value": None if best is None else best.value(ln.metric),
                     "best_experiment_id": None if best is None else best.id,
@@ -226,7 +236,7 @@ def lines(project: ProjectDir = Path("."), kb: KbFile = None, as_json: AsJson = 
         _echo_json(rows)
         return
     table = Table(title=f"{len(rows)} research lines", title_justify="left")
-    for name in ("line", "metric", "experiments", "best", "best experiment", "trend"):
+    for name in ("line", "metric", "experiments", "best", "best experiment", "trend", "status"):
         table.add_column(name, justify="right" if name in ("experiments", "best") else "left")
     for row in rows:
         best = "—" if row["best_value"] is None else f"{row['best_value']:.4g}"
@@ -238,6 +248,7 @@ def lines(project: ProjectDir = Path("."), kb: KbFile = None, as_json: AsJson = 
             best,
             row["best_experiment_id"] or "—",
             row["trend"],
+            row["status"],
         )
     Console().print(table)
 

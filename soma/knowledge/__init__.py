@@ -32,6 +32,7 @@ from soma.knowledge._records import (
 )
 from soma.knowledge._store import SCHEMA_VERSION
 from soma.knowledge._where import WhereClause, parse_where
+from soma.knowledge._writes import UnknownLineError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -48,6 +49,7 @@ __all__ = [
     "SearchHit",
     "TrajectoryPoint",
     "Trend",
+    "UnknownLineError",
     "WhereClause",
     "classify_trend",
     "default_kb_path",

@@ -25,6 +25,7 @@ from soma.knowledge._records import (
 )
 
 __all__ = [
+    "TREND_WINDOW",
     "best_experiment",
     "change_points",
     "classify_trend",
@@ -35,6 +36,9 @@ __all__ = [
     "resolve_metric",
     "trajectory",
 ]
+
+
+TREND_WINDOW = 8
 
 
 def _better(a: float, b: float, direction: str) -> bool:
@@ -113,7 +117,7 @@ def _theil_sen_slope(y: np.ndarray) -> float:
 
 
 def classify_trend(
-    values: Sequence[float], direction: str, *, window: int = 8, min_points: int = 4
+    values: Sequence[float], direction: str, *, window: int = TREND_WINDOW, min_points: int = 4
 ) -> Trend:
     """Classify where a chronological metric sequence is heading.
 
@@ -302,7 +306,8 @@ def promising(
     ``max(tolerance * |global best|, the line's noise sigma)`` of the best value of any
     comparable line; "recently active" means an experiment started within ``recent`` of the
     newest experiment in the knowledge base. Improving and near-best lines come first, then
-    by most recent activity; at most ``k``.
+    by most recent activity; at most ``k``. An archived line is never listed, but its best
+    still counts as the best to come close to.
     """
     summaries = []
     for line, exps in lines:
@@ -320,6 +325,8 @@ def promising(
                 global_best[key] = value
     ranked: list[tuple[tuple[Any, ...], PromisingLine]] = []
     for line, exps, values, best, last in summaries:
+        if line.status == "archived":
+            continue
         trend = classify_trend(values, line.direction)
         reasons: list[str] = []
         if trend is Trend.IMPROVING:

@@ -13,6 +13,7 @@ from soma.errors import KnowledgeBaseError, ValidationError
 from soma.knowledge import _analytics, _journal
 from soma.knowledge._embed import Embedder, resolve_embedder
 from soma.knowledge._records import (
+    LINE_STATUSES,
     ChangePoint,
     Experiment,
     JournalEntry,
@@ -26,41 +27,24 @@ from soma.knowledge._records import (
     check_name,
 )
 from soma.knowledge._rows import experiment_from_row, filter_sql, line_from_row
-from soma.knowledge._search import SemanticIndex, text_of
+from soma.knowledge._search import SemanticIndex, SqlFilter, text_of
 from soma.knowledge._store import Store
 from soma.knowledge._vectors import VectorIndex
 from soma.knowledge._writes import (
     FROZEN_FIELDS,
+    UnknownLineError,
     coerce,
     insert_experiments,
+    insert_line,
     merged,
-    unknown_line_message,
     update_experiment,
+    update_line_row,
     with_line_defaults,
 )
 
 __all__ = ["KnowledgeBase"]
 
 _ORDERS = {"started": "started ASC, seq ASC", "-started": "started DESC, seq DESC"}
-
-
-class _SqlFilter:
-    """A query's structured conditions, checked by SQLite on the experiments asked about."""
-
-    def __init__(self, store: Store, clause: str, params: list[Any]) -> None:
-        self.store, self.clause, self.params = store, clause, params
-
-    def accepts(self, seqs: Sequence[int]) -> set[int]:
-        if not seqs:
-            return set()
-        marks = ", ".join("?" for _ in seqs)
-        sql = f"SELECT seq FROM experiments WHERE seq IN ({marks}) AND {self.clause}"
-        args = [*seqs, *self.params]
-        return self.store.read(lambda db: {r[0] for r in db.conn.execute(sql, args)})
-
-    def everything(self) -> list[int]:
-        sql = f"SELECT seq FROM experiments WHERE {self.clause}"
-        return self.store.read(lambda db: [r[0] for r in db.conn.execute(sql, self.params)])
 
 
 def _positive(value: Any, field: str) -> int:
@@ -150,19 +134,7 @@ class KnowledgeBase:
             direction=check_direction(direction),  # type: ignore[arg-type]
             description=description or "",
         )
-        row = [line.name, line.metric, line.direction, line.description]
-        row += [line.created.timestamp(), line.status]
-
-        def txn(db: Any) -> None:
-            if db.conn.execute("SELECT 1 FROM lines WHERE name = ?", [line.name]).fetchone():
-                raise KnowledgeBaseError(f"research line {line.name!r} already exists")
-            db.conn.execute(
-                "INSERT INTO lines (name, metric, direction, description, created, status) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                row,
-            )
-
-        self._store.write(txn)
+        self._store.write(lambda db: insert_line(db, line))
         return line
 
     def ensure_line(
@@ -191,8 +163,24 @@ class KnowledgeBase:
             lambda db: list(db.query("SELECT * FROM lines WHERE name = ?", [name]))
         )
         if not rows:
-            raise KnowledgeBaseError(unknown_line_message(name, [ln.name for ln in self.lines()]))
+            raise UnknownLineError(name, [ln.name for ln in self.lines()])
         return line_from_row(rows[0])
+
+    def update_line(
+        self, name: str, *, description: str | None = None, status: str | None = None
+    ) -> ResearchLine:
+        """Change a line's description or status (``"active"`` / ``"archived"``).
+
+        Its metric and direction cannot change: every analysis of its experiments reads them.
+        An archived line keeps its experiments and analyses but is never a promising line.
+        """
+        if status is not None and status not in LINE_STATUSES:
+            raise ValidationError(
+                "status", f"expected one of {', '.join(LINE_STATUSES)}, got {status!r}"
+            )
+        if description is not None and not isinstance(description, str):
+            raise ValidationError("description", f"expected a string, got {description!r}")
+        return self._store.write(lambda db: update_line_row(db, name, description, status))
 
     def lines(self) -> list[ResearchLine]:
         """Every research line, by name."""
@@ -300,6 +288,8 @@ class KnowledgeBase:
 
     def count(self, *, line: str | None = None, status: str | Sequence[str] | None = None) -> int:
         """How many experiments match (all of them by default)."""
+        if line is not None:
+            self.get_line(line)
         clause, params = filter_sql(line=line, status=status)
         sql = f"SELECT count(*) FROM experiments WHERE {clause}"
         return int(self._store.read(lambda db: db.conn.execute(sql, params).fetchone()[0]))
@@ -342,7 +332,7 @@ class KnowledgeBase:
             rows = self._store.read(lambda db: list(db.query(f"{sql} LIMIT {k}", params)))
             return [SearchHit(experiment=experiment_from_row(r), score=None) for r in rows]
         query_vector = self._semantic.embed([text])[0]
-        where_filter = None if clause == "1" else _SqlFilter(self._store, clause, params)
+        where_filter = None if clause == "1" else SqlFilter(self._store, clause, params)
         pairs = self._semantic.search(query_vector, k, where_filter)
         if not pairs:
             return []
@@ -399,11 +389,22 @@ class KnowledgeBase:
         pairs = [(ln, by_line.get(ln.name, [])) for ln in self.lines()]
         return _analytics.promising(pairs, k=k, recent=recent)
 
-    def generate_report(self, line: str, out_dir: str | Path) -> Report:
-        """Write a Markdown report (and its trajectory PNG) for ``line`` into ``out_dir``."""
+    def generate_report(self, line: str, out_dir: str | Path | None = None) -> Report:
+        """Write a Markdown report (and its trajectory PNG) for ``line`` into ``out_dir``.
+
+        ``out_dir`` defaults to ``reports/`` beside the knowledge-base file (in a project,
+        ``.soma/reports``, where ``soma kb report`` writes too); an in-memory knowledge base
+        needs one.
+        """
         from soma.knowledge._report import write_report
 
         ln = self.get_line(line)
+        if out_dir is None:
+            if self._store.in_memory:
+                raise ValidationError(
+                    "out_dir", "an in-memory knowledge base has no folder: pass out_dir"
+                )
+            out_dir = self.path.parent / "reports"
         return write_report(ln, self.experiments(line=line), Path(out_dir))
 
     # -- agent journal -------------------------------------------------------------------------

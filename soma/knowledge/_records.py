@@ -30,6 +30,7 @@ from soma.errors import ValidationError
 __all__ = [
     "ACTIONS",
     "DIRECTIONS",
+    "LINE_STATUSES",
     "ORIGINS",
     "STATUSES",
     "VERDICTS",
@@ -61,6 +62,7 @@ STATUSES: tuple[str, ...] = ("ok", "failed", "pruned", "running")
 ACTIONS: tuple[str, ...] = ("draft", "improve", "debug", "ablate", "tune", "manual")
 ORIGINS: tuple[str, ...] = ("python", "cli", "mcp", "agent", "study")
 VERDICTS: tuple[str, ...] = ("supported", "refuted", "inconclusive")
+LINE_STATUSES: tuple[str, ...] = ("active", "archived")
 
 # Crockford's base32, lower case: sorts the same as the numbers it encodes.
 _B32 = "0123456789abcdefghjkmnpqrstvwxyz"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from soma.knowledge._analytics import (
+    TREND_WINDOW,
     best_experiment,
     change_points,
     classify_trend,
@@ -152,9 +153,31 @@ def _best_section(line: ResearchLine, best: Experiment | None) -> list[str]:
     if best.params:
         out += ["", "| param | value |", "|---|---|"]
         out += [f"| {_cell(k)} | `{_cell(v)}` |" for k, v in sorted(best.params.items())]
-    out += ["", "| metric | value |", "|---|---|"]
+    out += ["", f"| metric | value in `{best.id}` |", "|---|---|"]
     out += [f"| {_cell(k)} | {_num(v)} |" for k, v in sorted(best.metrics.items())]
     return out
+
+
+def _trend_line(points: Sequence[TrajectoryPoint], trend: str, window: int) -> str:
+    recent = points[-window:]
+    if len(recent) < 2:
+        return f"- Trend: **{trend}** (too few successful experiments to tell)"
+    ids = f"`{recent[0].experiment_id}` … `{recent[-1].experiment_id}`"
+    return (
+        f"- Trend over the recent window, the last {len(recent)} successful experiments "
+        f"({ids}): **{trend}**"
+    )
+
+
+def _change_point_lines(cp: ChangePoint) -> list[str]:
+    # The explanation names only the ends of each segment; list every experiment behind
+    # each mean so both numbers can be checked against the summary table.
+    return [
+        f"- At `{cp.experiment_id}`: {cp.explanation}.",
+        f"  - {_num(cp.before_mean)} is the mean over: "
+        + ", ".join(f"`{i}`" for i in cp.before_ids),
+        f"  - {_num(cp.after_mean)} is the mean over: " + ", ".join(f"`{i}`" for i in cp.after_ids),
+    ]
 
 
 def _failures(experiments: Sequence[Experiment]) -> list[str]:
@@ -195,8 +218,9 @@ def write_report(line: ResearchLine, experiments: Sequence[Experiment], out_dir:
     md += [
         f"- Metric: **{line.metric}** ({line.direction})",
         f"- Experiments: {len(experiments)} ({counts['ok']} ok, {counts['failed']} failed, "
-        f"{counts['pruned']} pruned, {counts['running']} running)",
-        f"- Trend over the recent window: **{trend.value}**",
+        f"{counts['pruned']} pruned, {counts['running']} running), each listed by id in the "
+        "summary",
+        _trend_line(points, trend.value, TREND_WINDOW),
         f"- Generated: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC",
         "",
     ]
@@ -213,16 +237,16 @@ def write_report(line: ResearchLine, experiments: Sequence[Experiment], out_dir:
         md += [
             f"![{line.metric} trajectory]({png_path.name})",
             "",
-            f"Points are the {len(points)} successful experiments in order; the step line is the "
-            "best so far; dashed lines mark change points (labelled with the first experiment "
-            "after the change).",
+            "Points are the successful experiments (the summary rows with a value), in order; the "
+            "step line is the best so far; dashed lines mark change points (labelled with the "
+            "first experiment after the change).",
         ]
     else:
         png_path.unlink(missing_ok=True)
         md += [f"No successful experiment has measured {line.metric} yet."]
     md += ["", "## Change points", ""]
     if cps:
-        md += [f"- At `{cp.experiment_id}`: {cp.explanation}." for cp in cps]
+        md += [text for cp in cps for text in _change_point_lines(cp)]
     else:
         md += ["None detected." if len(points) >= 4 else "Too few points to detect any (< 4)."]
     md += ["", "## Failed experiments", "", *_failures(experiments), ""]

@@ -25,7 +25,7 @@ from soma.knowledge._records import Experiment
 from soma.knowledge._store import Store
 from soma.knowledge._vectors import EF_SEARCH, VectorIndex
 
-__all__ = ["Filter", "SemanticIndex", "text_of"]
+__all__ = ["Filter", "SemanticIndex", "SqlFilter", "text_of"]
 
 # A filtered query checks the filter on at most this many nearest neighbours before asking
 # SQLite for every match; below EXACT_LIMIT matches those are scored exactly.
@@ -33,8 +33,8 @@ POSTFILTER_LIMIT = 4096
 EXACT_LIMIT = 8192
 
 _CATCH_UP_SQL = (
-    "SELECT e.seq, e.text_version, e.name, e.hypothesis, e.pipeline_summary, e.notes, e.tags, "
-    "v.text_version AS vector_version, v.vector FROM experiments e "
+    "SELECT e.seq, e.id, e.text_version, e.name, e.hypothesis, e.pipeline_summary, e.notes, "
+    "e.tags, v.text_version AS vector_version, v.vector FROM experiments e "
     "LEFT JOIN embeddings v ON v.seq = e.seq AND v.model = ? "
     "WHERE e.text_version > ? ORDER BY e.text_version LIMIT ?"
 )
@@ -68,6 +68,25 @@ class Filter(Protocol):
     def everything(self) -> list[int]:
         """Every experiment that meets the conditions."""
         ...
+
+
+class SqlFilter:
+    """A query's structured conditions, checked by SQLite on the experiments asked about."""
+
+    def __init__(self, store: Store, clause: str, params: list[Any]) -> None:
+        self.store, self.clause, self.params = store, clause, params
+
+    def accepts(self, seqs: Sequence[int]) -> set[int]:
+        if not seqs:
+            return set()
+        marks = ", ".join("?" for _ in seqs)
+        sql = f"SELECT seq FROM experiments WHERE seq IN ({marks}) AND {self.clause}"
+        args = [*seqs, *self.params]
+        return self.store.read(lambda db: {r[0] for r in db.conn.execute(sql, args)})
+
+    def everything(self) -> list[int]:
+        sql = f"SELECT seq FROM experiments WHERE {self.clause}"
+        return self.store.read(lambda db: [r[0] for r in db.conn.execute(sql, self.params)])
 
 
 def _slug(name: str) -> str:
@@ -187,8 +206,31 @@ class SemanticIndex:
             and meta.get("model") == self.embedder.name
             and index.dim == self.embedder.dim
             and index.synced <= latest
+            and self._anchor_holds(index)
         )
-        return index if fits else None
+        if not fits:
+            return None
+        # Saved under another threshold: switch kind now rather than at the next insert.
+        index.hnsw_threshold = self.hnsw_threshold
+        index.maybe_rebuild()
+        return index
+
+    def _anchor_holds(self, index: VectorIndex) -> bool:
+        """Whether the experiment the index last caught up with is still in the database,
+        at the same seq and not older: a copy restored from a backup and written to since
+        shares the file's identity and may even reach the same text_version, but not the
+        random experiment ids of what was written after the copy."""
+        if index.synced == 0:
+            return index.n_live == 0
+        if index.anchor is None:
+            return False
+        seq, exp_id = index.anchor
+        row = self.store.read(
+            lambda db: db.conn.execute(
+                "SELECT seq, text_version FROM experiments WHERE id = ?", [exp_id]
+            ).fetchone()
+        )
+        return row is not None and row[0] == seq and row[1] >= index.synced
 
     def _save(self, index: VectorIndex) -> None:
         path = self.path
@@ -225,6 +267,7 @@ class SemanticIndex:
                 self._write_vectors(data)
             index.upsert(np.array([r["seq"] for r in rows], dtype=np.int64), vectors)
             index.synced = int(rows[-1]["text_version"])
+            index.anchor = (int(rows[-1]["seq"]), str(rows[-1]["id"]))
 
     def _write_vectors(self, data: list[tuple[int, str, int, bytes]]) -> None:
         self.store.write(lambda db: db.conn.executemany(_UPSERT_VECTOR_SQL, data))

@@ -168,9 +168,23 @@ class Store:
                 f"{SCHEMA_VERSION}: upgrade soma-research to open it"
             )
         for number in range(version, SCHEMA_VERSION):
-            _MIGRATIONS[number](db)
+            try:
+                _MIGRATIONS[number](db)
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise  # another process holds the file: retried like any write
+                raise self._migration_failed(number, exc) from exc
+            except Exception as exc:
+                raise self._migration_failed(number, exc) from exc
             self.conn.execute(f"PRAGMA user_version = {number + 1}")
         return self._kb_id(db)
+
+    def _migration_failed(self, number: int, exc: Exception) -> KnowledgeBaseError:
+        # Raised inside the write transaction, so every earlier step is rolled back with it.
+        return KnowledgeBaseError(
+            f"{self.path}: migrating the schema from version {number} to {number + 1} failed "
+            f"({type(exc).__name__}: {exc}); the file was left unchanged"
+        )
 
     # -- transactions --------------------------------------------------------------------------
     def read(self, fn: Callable[[Database], T]) -> T:

@@ -71,6 +71,9 @@ class VectorIndex:
         self.labels = np.zeros(0, dtype=np.int64)
         self.position: dict[int, int] = {}
         self.synced = 0  # highest experiments.text_version reflected here
+        # The experiment whose text_version is ``synced``: lets a loaded index be recognised
+        # as belonging to an older or diverged copy of the database (see SemanticIndex).
+        self.anchor: tuple[int, str] | None = None
         self.unsaved = 0  # changes since the last save
 
     # -- contents ------------------------------------------------------------------------------
@@ -101,9 +104,10 @@ class VectorIndex:
         for offset, seq in enumerate(last):
             self.position[seq] = start + offset
         self.unsaved += len(last)
-        self._maybe_rebuild()
+        self.maybe_rebuild()
 
-    def _maybe_rebuild(self) -> None:
+    def maybe_rebuild(self) -> None:
+        """Rebuild if the index outgrew the flat kind or holds too many tombstones."""
         too_big_for_flat = self.kind == "flat" and self.n_live > self.hnsw_threshold
         too_many_dead = self.n_dead > max(64, self.labels.shape[0] // 4)
         if too_big_for_flat or too_many_dead:
@@ -191,6 +195,7 @@ class VectorIndex:
     def save(self, path: Path, meta: dict[str, Any]) -> None:
         """Write atomically: a temporary file in the same folder renamed over ``path``."""
         header = dict(meta, format=_FORMAT, dim=self.dim, kind=self.kind, synced=self.synced)
+        header["anchor"] = None if self.anchor is None else list(self.anchor)
         payload = faiss.serialize_index(self.index)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         try:
@@ -232,4 +237,7 @@ class VectorIndex:
         self.labels = labels
         self.position = {int(s): i for i, s in enumerate(labels) if s >= 0}
         self.synced = int(meta.get("synced", 0))
+        anchor = meta.get("anchor")
+        if isinstance(anchor, list) and len(anchor) == 2:
+            self.anchor = (int(anchor[0]), str(anchor[1]))
         return self, meta

@@ -15,17 +15,21 @@ from soma.knowledge._rows import (
     EXPERIMENT_COLUMNS,
     experiment_from_row,
     experiment_to_row,
+    line_from_row,
     validation_error,
 )
 from soma.knowledge._search import SemanticIndex, text_of
 
 __all__ = [
     "FROZEN_FIELDS",
+    "UnknownLineError",
     "coerce",
     "insert_experiments",
+    "insert_line",
     "merged",
     "unknown_line_message",
     "update_experiment",
+    "update_line_row",
     "with_line_defaults",
 ]
 
@@ -35,6 +39,24 @@ _INSERT_SQL = (
     f"VALUES ({', '.join('?' for _ in EXPERIMENT_COLUMNS)}, ?) RETURNING seq"
 )
 _SET_COLUMNS = ", ".join(f"{c} = ?" for c in EXPERIMENT_COLUMNS)
+
+
+class UnknownLineError(KnowledgeBaseError):
+    """A research line that does not exist was named; ``field`` is the argument that named it.
+
+    A KnowledgeBaseError (callers that catch those keep working) that also carries the
+    ``field`` and ``line`` like a ValidationError does.
+    """
+
+    def __init__(self, line: str, known: Sequence[str], field: str = "line") -> None:
+        self.field = field
+        self.line = line
+        self.known = list(known)
+        super().__init__(unknown_line_message(line, known))
+
+    def __reduce__(self) -> tuple[type[UnknownLineError], tuple[str, list[str], str]]:
+        # Errors cross process boundaries; the default reduce would pass the message alone.
+        return (type(self), (self.line, self.known, self.field))
 
 
 def unknown_line_message(name: str, known: Sequence[str]) -> str:
@@ -70,7 +92,7 @@ def with_line_defaults(exp: Experiment, lines: Mapping[str, ResearchLine]) -> Ex
     if exp.line is not None:
         line = lines.get(exp.line)
         if line is None:
-            raise KnowledgeBaseError(unknown_line_message(exp.line, list(lines)))
+            raise UnknownLineError(exp.line, list(lines))
         metric = exp.primary_metric or line.metric
         updates["primary_metric"] = metric
         if metric == line.metric:
@@ -181,3 +203,31 @@ def update_experiment(
     )
     semantic.store_vector(db, seq, version, vector)
     return result
+
+
+def insert_line(db: Database, line: ResearchLine) -> None:
+    """Insert a new research line (inside the caller's write transaction)."""
+    if db.conn.execute("SELECT 1 FROM lines WHERE name = ?", [line.name]).fetchone():
+        raise KnowledgeBaseError(f"research line {line.name!r} already exists")
+    row = [line.name, line.metric, line.direction, line.description]
+    db.conn.execute(
+        "INSERT INTO lines (name, metric, direction, description, created, status) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [*row, line.created.timestamp(), line.status],
+    )
+
+
+def update_line_row(
+    db: Database, name: str, description: str | None, status: str | None
+) -> ResearchLine:
+    """Set a line's description and/or status (inside the caller's write transaction)."""
+    rows = list(db.query("SELECT * FROM lines WHERE name = ?", [name]))
+    if not rows:
+        known = [r[0] for r in db.conn.execute("SELECT name FROM lines")]
+        raise UnknownLineError(name, known, field="name")
+    changes = {"description": description, "status": status}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if changes:
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        db.conn.execute(f"UPDATE lines SET {sets} WHERE name = ?", [*changes.values(), name])
+    return line_from_row({**rows[0], **changes})

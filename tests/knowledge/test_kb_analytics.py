@@ -159,3 +159,37 @@ def test_promising_lines(kb: KnowledgeBase) -> None:
     assert "stale-top" in {p.name for p in wider}
     with pytest.raises(ValidationError):
         kb.promising_lines(k=0)
+
+
+def test_an_archived_line_is_never_promising_but_still_sets_the_bar(kb: KnowledgeBase) -> None:
+    for name in ("climbing", "top", "near-top"):
+        kb.create_line(name, metric="accuracy", direction="maximize")
+    record_series(kb, "climbing", [0.5, 0.55, 0.6, 0.66, 0.7, 0.74])
+    record_series(kb, "top", [0.99, 0.99, 0.99, 0.99])
+    record_series(kb, "near-top", [0.94, 0.94, 0.94, 0.94])
+    assert {p.name for p in kb.promising_lines(k=10)} == {"climbing", "top"}
+    kb.update_line("top", status="archived")
+    # "near-top" is still measured against the archived line's 0.99, so it stays out.
+    assert {p.name for p in kb.promising_lines(k=10)} == {"climbing"}
+    kb.update_line("climbing", status="archived")
+    assert kb.promising_lines(k=10) == []
+    assert kb.best("climbing") is not None and kb.trend("climbing") is Trend.IMPROVING
+
+
+def test_change_points_on_a_noisy_minimize_sequence_with_two_shifts(kb: KnowledgeBase) -> None:
+    """Loss falls in two steps through noise: both steps found, each an improvement, each
+    explained by its own change."""
+    kb.create_line("loss", metric="loss", direction="minimize")
+    loss = np.r_[1.0 + _noise(8, 11, 0.02), 0.7 + _noise(8, 12, 0.02), 0.4 + _noise(8, 13, 0.02)]
+    params = [{"width": 64, "lr": 0.1}] * 8 + [{"width": 128, "lr": 0.1}] * 8
+    params += [{"width": 128, "lr": 0.01}] * 8
+    ids = record_series(kb, "loss", list(loss), metric="loss", params=params)
+    first, second = kb.change_points("loss")
+    assert (first.experiment_id, second.experiment_id) == (ids[8], ids[16])
+    assert first.improved and second.improved
+    assert first.changes == {"params.width": [64, 128]}
+    assert second.changes == {"params.lr": [0.1, 0.01]}
+    assert "fell from" in second.explanation and "lr 0.1 → 0.01" in second.explanation
+    # The recent window (last 8) sits on the last plateau; the first 16 read as improving.
+    assert kb.trend("loss") is Trend.PLATEAUED
+    assert classify_trend(loss[:12], "minimize") is Trend.IMPROVING

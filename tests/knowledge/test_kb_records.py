@@ -4,13 +4,69 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import pickle
 from datetime import UTC, datetime
 
 import pytest
 from kb_helpers import exp
 
 from soma.errors import KnowledgeBaseError, ValidationError
-from soma.knowledge import Experiment, KnowledgeBase, new_experiment_id
+from soma.knowledge import (
+    Experiment,
+    JournalEntry,
+    KnowledgeBase,
+    ResearchLine,
+    UnknownLineError,
+    new_experiment_id,
+)
+
+# Issue 3, section 1, field by field: what it names → the attribute(s) that hold it.
+EXPERIMENT_FIELDS = {
+    "id": ["id"],
+    "name": ["name"],
+    "hypothesis": ["hypothesis"],
+    "research line": ["line"],
+    "pipeline (spec and a one-line summary)": ["pipeline_spec", "pipeline_summary"],
+    "params": ["params"],
+    "metrics (name → float)": ["metrics"],
+    "primary metric and its direction": ["primary_metric", "direction"],
+    "status": ["status"],
+    "error text": ["error"],
+    "parent experiment": ["parent_id"],
+    "action kind": ["action"],
+    "tags": ["tags"],
+    "notes": ["notes"],
+    "started / finished / duration": ["started", "finished", "duration_s"],
+    "code fingerprint": ["code_fingerprint"],
+    "data fingerprint": ["data_fingerprint"],
+    "cache keys": ["cache_keys"],
+    "seed": ["seed"],
+    "origin": ["origin"],
+    "verdict": ["verdict"],
+}
+LINE_FIELDS = ["name", "description", "metric", "direction", "created", "status"]
+JOURNAL_FIELDS = ["run_id", "iteration", "kind", "payload", "time"]
+
+
+def test_every_field_the_issue_lists_is_on_the_records() -> None:
+    fields = Experiment.model_fields
+    for what, names in EXPERIMENT_FIELDS.items():
+        assert all(n in fields for n in names), what
+    # The closed vocabularies are exactly the issue's.
+    choices = {
+        "status": {"ok", "failed", "pruned", "running"},
+        "action": {"draft", "improve", "debug", "ablate", "tune", "manual"},
+        "origin": {"python", "cli", "mcp", "agent", "study"},
+        "verdict": {"supported", "refuted", "inconclusive"},
+        "direction": {"maximize", "minimize"},
+    }
+    for field, allowed in choices.items():
+        for value in allowed:
+            assert getattr(Experiment(name="x", **{field: value}), field) == value
+        with pytest.raises(ValueError, match=field):
+            Experiment(name="x", **{field: "something-else"})
+    assert set(LINE_FIELDS) <= set(ResearchLine.model_fields)
+    assert set(JOURNAL_FIELDS) <= set(JournalEntry.model_fields)
 
 
 def test_line_direction_is_declared_and_validated(kb: KnowledgeBase) -> None:
@@ -42,15 +98,46 @@ def test_unknown_line_is_an_error_naming_it(kb: KnowledgeBase) -> None:
     with pytest.raises(KnowledgeBaseError) as info:
         kb.record(exp("x", line="imaginary"))
     assert "'imaginary'" in str(info.value) and "'real'" in str(info.value)
+    assert isinstance(info.value, UnknownLineError) and info.value.field == "line"
     for call in (
         lambda: kb.get_line("imaginary"),
         lambda: kb.trajectory("imaginary"),
+        lambda: kb.trend("imaginary"),
+        lambda: kb.change_points("imaginary"),
+        lambda: kb.best("imaginary"),
+        lambda: kb.generate_report("imaginary"),
         lambda: kb.query("x", line="imaginary"),
+        lambda: kb.query(line="imaginary"),
         lambda: kb.experiments(line="imaginary"),
+        lambda: kb.count(line="imaginary"),
     ):
-        with pytest.raises(KnowledgeBaseError, match="imaginary"):
+        with pytest.raises(UnknownLineError, match="imaginary") as info:
             call()
+        assert info.value.field == "line"
     assert kb.count() == 0
+    again = pickle.loads(pickle.dumps(info.value))  # errors cross process boundaries
+    assert (str(again), again.field, again.line) == (str(info.value), "line", "imaginary")
+
+
+def test_regression_count_of_an_unknown_line_was_silently_zero(kb: KnowledgeBase) -> None:
+    with pytest.raises(UnknownLineError, match="'typo'"):
+        kb.count(line="typo")
+
+
+def test_update_line_changes_description_and_status_only(kb: KnowledgeBase) -> None:
+    kb.create_line("l", metric="accuracy", direction="maximize", description="first")
+    line = kb.update_line("l", description="second", status="archived")
+    assert (line.description, line.status, line.direction) == ("second", "archived", "maximize")
+    assert kb.get_line("l") == line
+    assert kb.update_line("l") == line  # nothing to change: unchanged
+    with pytest.raises(ValidationError) as info:
+        kb.update_line("l", status="paused")
+    assert info.value.field == "status"
+    with pytest.raises(UnknownLineError) as unknown:
+        kb.update_line("nope", status="active")
+    assert unknown.value.field == "name"
+    with pytest.raises(TypeError):
+        kb.update_line("l", direction="minimize")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
@@ -78,7 +165,8 @@ def test_record_fills_line_defaults_and_round_trips_every_field(kb: KnowledgeBas
         pipeline_summary="Scale >> LogReg(C=1.0)",
         params={"logreg.C": 1.0, "nested": {"a": [1, 2]}},
         metrics={"accuracy": 0.93, "loss": 0.21},
-        status="ok",
+        status="failed",
+        error="Traceback ...\nFloatingPointError: overflow after epoch 3",
         parent_id="exp-parent",
         action="improve",
         tags=["scaling", "baseline", "scaling"],
@@ -95,6 +183,17 @@ def test_record_fills_line_defaults_and_round_trips_every_field(kb: KnowledgeBas
         idempotency_key="run-1:h1",
         run_id="run-1",
     )
+    # Every field is set to something other than its default, so none escapes the round trip.
+    defaults = Experiment(name="x")
+    assert [f for f in Experiment.model_fields if f in original.model_fields_set] == [
+        f for f in Experiment.model_fields if f not in ("id", "primary_metric", "direction")
+    ]
+    unset = [
+        f
+        for f in original.model_fields_set
+        if f != "name" and getattr(original, f) == getattr(defaults, f)
+    ]
+    assert unset == []
     exp_id = kb.record(original)
     stored = kb.get(exp_id)
     assert stored.id == exp_id and exp_id.startswith("exp-")

@@ -6,12 +6,14 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from kb_helpers import exp, record_series
 from typer.testing import CliRunner
 
 from soma.cli import _register, app
-from soma.knowledge import HashingEmbedder, KnowledgeBase
+from soma.errors import ValidationError
+from soma.knowledge import HashingEmbedder, KnowledgeBase, MiniLMEmbedder
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -66,6 +68,115 @@ def test_report_is_traceable_and_has_its_plot(tmp_path: Path) -> None:
             assert re.search(r"`exp-[0-9a-z]{16}`", row), row
 
 
+_EXP_ID = re.compile(r"exp-[0-9a-z]{16}")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
+
+
+def _untraced_numbers(markdown: str) -> list[str]:
+    """Lines holding a number that names no experiment id.
+
+    A line is traced if it names an id itself, if it is a row of a table whose header names
+    one, or if it is in a section that opens by saying which experiment everything in it is
+    from. Times, headings, the image link and the line counting the summary's rows (which
+    lists every id) hold no experiment's number.
+    """
+    untraced: list[str] = []
+    header_ids = False
+    section_id = False
+    lines = markdown.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("## "):
+            section_id = False
+            continue
+        if "Everything below is from `" in line and _EXP_ID.search(line):
+            section_id = True
+        if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|")):
+            header_ids = bool(_EXP_ID.search(line))  # a table starts: its header row
+        stripped = _TIME.sub("", _EXP_ID.sub("", line))
+        if not re.search(r"\d", stripped) or _EXP_ID.search(line) or section_id:
+            continue
+        if line.startswith("|") and header_ids:
+            continue
+        exempt = ("# ", "![", "- Generated:", "- Experiments:")
+        if line.startswith(exempt) or set(line) <= set("|-"):
+            continue
+        untraced.append(line)
+    return untraced
+
+
+def test_every_number_in_a_report_names_its_experiment(tmp_path: Path) -> None:
+    kb, ids = _filled(tmp_path / "kb.sqlite")
+    with kb:
+        best = kb.best("digits")
+        assert best is not None
+        kb.update(
+            best.id,
+            pipeline_spec={"chain": ["Scale()", "LogReg(C=10.0)"]},
+            pipeline_summary="Scale >> LogReg(C=10)",
+            seed=42,
+            code_fingerprint="c0de1234",
+            duration_s=12.5,
+            metrics={"accuracy": 0.92, "loss": 0.25},
+        )
+        kb.record(exp("stopped early", line="digits", i=21, status="pruned"))
+        report = kb.generate_report("digits", tmp_path / "out")
+    md = report.markdown
+    assert "Everything below is from `" + ids[8] + "`" in md  # the best section's source
+    assert _untraced_numbers(md) == []
+    assert len([line for line in md.splitlines() if line.startswith("- At `")]) == 1
+    means = [line for line in md.splitlines() if "is the mean over:" in line]
+    assert len(means) == 2
+    assert all(f"`{i}`" in means[0] for i in ids[:5])
+    assert all(f"`{i}`" in means[1] for i in ids[5:10])
+    trend = next(line for line in md.splitlines() if line.startswith("- Trend"))
+    assert f"`{ids[2]}` … `{ids[9]}`" in trend  # the last 8 successful experiments
+    # The checker itself catches a number without its experiment.
+    assert _untraced_numbers(md + "\n\n## Extra\n\n- mean accuracy 0.81\n") == [
+        "- mean accuracy 0.81"
+    ]
+
+
+def _red_columns(png: Path) -> np.ndarray:
+    """Per image column, how many pixels are clearly red (change points are #c44e52; a thin
+    anti-aliased line blends it with white, so no exact colour match)."""
+    from matplotlib.image import imread
+
+    pixels = imread(png)[:, :, :3]
+    red = pixels[:, :, 0] - pixels[:, :, 1:].max(axis=2) > 0.2
+    return red.sum(axis=0)
+
+
+def test_plot_marks_change_points(tmp_path: Path) -> None:
+    kb, _ = _filled(tmp_path / "kb.sqlite")
+    with kb:
+        kb.create_line("flat", metric="accuracy", direction="maximize")
+        record_series(kb, "flat", [0.8, 0.81, 0.79, 0.8, 0.81, 0.8, 0.79, 0.8, 0.81, 0.8])
+        assert kb.change_points("flat") == [] and len(kb.change_points("digits")) == 1
+        marked = kb.generate_report("digits", tmp_path / "out")
+        plain = kb.generate_report("flat", tmp_path / "out")
+    assert marked.plot_path is not None and plain.plot_path is not None
+    columns = _red_columns(marked.plot_path)
+    # One dashed vertical line: a column with many red pixels, between the 5th and 6th points
+    # (around the middle of the plot), and nothing red on the plot without change points.
+    assert columns.max() > 100
+    x = int(np.argmax(columns)) / columns.size
+    assert 0.35 < x < 0.65
+    assert _red_columns(plain.plot_path).max() == 0
+
+
+def test_report_goes_beside_the_knowledge_base_by_default(tmp_path: Path) -> None:
+    kb, _ = _filled(tmp_path / "state" / "kb.sqlite")
+    with kb:
+        report = kb.generate_report("digits")
+    assert report.path == tmp_path / "state" / "reports" / "digits-report.md"
+    assert report.path.is_file() and report.plot_path is not None and report.plot_path.is_file()
+    with KnowledgeBase(":memory:", embedder=HashingEmbedder()) as memory:
+        memory.create_line("l", metric="accuracy", direction="maximize")
+        with pytest.raises(ValidationError) as info:
+            memory.generate_report("l")
+        assert info.value.field == "out_dir"
+
+
 def test_report_for_an_empty_line(tmp_path: Path) -> None:
     with KnowledgeBase(tmp_path / "kb.sqlite", embedder=HashingEmbedder()) as kb:
         kb.create_line("empty", metric="loss", direction="minimize")
@@ -104,6 +215,7 @@ def test_cli_list_show_lines(cli_kb: tuple[Path, list[str]]) -> None:
     (line,) = json.loads(out)
     assert line["name"] == "digits" and line["best_experiment_id"] == ids[8]
     assert line["n_experiments"] == 11 and line["trend"] in ("improving", "plateaued")
+    assert line["status"] == "active"
     code, out = _run("kb", "lines", "--project", str(project))
     assert code == 0 and "digits" in out and ids[8] in out
 
@@ -119,6 +231,52 @@ def test_cli_query_and_report(cli_kb: tuple[Path, list[str]], tmp_path: Path) ->
     code, out = _run("kb", "report", "digits", "--project", str(project), "--out", str(tmp_path))
     assert code == 0 and (tmp_path / "digits-report.md").is_file()
     assert (tmp_path / "digits-trajectory.png").read_bytes()[:8] == PNG_MAGIC
+    code, out = _run("kb", "report", "digits", "--project", str(project), "--json")
+    assert code == 0, out
+    made = json.loads(out)
+    assert made["line"] == "digits"
+    assert made["path"] == str(project / ".soma" / "reports" / "digits-report.md")
+    assert Path(made["plot_path"]).read_bytes()[:8] == PNG_MAGIC
+    code, out = _run("kb", "lines", "--project", str(project))
+    assert code == 0 and "digits" in out
+
+
+def test_cli_query_by_meaning_with_the_default_model(
+    tmp_path: Path, minilm: MiniLMEmbedder
+) -> None:
+    """``soma kb query`` uses the real all-MiniLM-L6-v2 unless told otherwise."""
+    _register()
+    unrelated = [
+        "standardized the input features before the classifier",
+        "used a random forest with 200 trees",
+        "reduced the data to 16 principal components",
+    ]
+    related = "loss exploded with a large step size"
+    with KnowledgeBase(tmp_path / ".soma" / "kb.sqlite", embedder=minilm) as kb:
+        kb.create_line("nn", metric="loss", direction="minimize")
+        kb.create_line("trees", metric="loss", direction="minimize")
+        ids = kb.record_many(
+            [exp(f"t{i}", line="trees", i=i, hypothesis=t) for i, t in enumerate(unrelated)]
+            + [exp("t9", line="nn", i=9, hypothesis=related, metrics={"loss": 9.0})]
+        )
+    query = "the learning rate was too high and training diverged"
+    code, out = _run("kb", "query", query, "--project", str(tmp_path), "--json")
+    assert code == 0, out
+    hits = json.loads(out)
+    assert hits[0]["experiment"]["id"] == ids[3]
+    assert hits[0]["score"] > max(h["score"] for h in hits[1:])
+    code, out = _run("kb", "query", query, "--project", str(tmp_path), "--line", "trees", "--json")
+    assert code == 0 and ids[3] not in {h["experiment"]["id"] for h in json.loads(out)}
+    code, out = _run(
+        "kb", "query", query, "--project", str(tmp_path), "--where", "loss > 1", "--json"
+    )
+    assert [h["experiment"]["id"] for h in json.loads(out)] == [ids[3]]
+    code, out = _run("kb", "query", query, "--project", str(tmp_path))
+    assert code == 0 and ids[3] in out and "score" in out
+    code, out = _run("kb", "query", "t1", "--project", str(tmp_path), "--embedder", "hashing")
+    assert code == 0 and ids[1] in out
+    code, out = _run("kb", "query", "x", "--project", str(tmp_path), "--embedder", "word2vec")
+    assert code == 1 and "--embedder" in out
 
 
 def test_cli_errors_are_readable(cli_kb: tuple[Path, list[str]], tmp_path: Path) -> None:

