@@ -93,6 +93,12 @@ class PBTResult:
     def best_params(self) -> dict[str, Any]:
         return dict(self.best.params)
 
+    def member(self, member_id: int) -> Member:
+        for m in self.population:
+            if m.id == member_id:
+                return m
+        raise KeyError(f"PBT {self.name!r} has no member {member_id}")
+
     @property
     def schedule(self) -> tuple[ScheduleStep, ...]:
         """The best member's hyperparameter schedule."""

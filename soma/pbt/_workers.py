@@ -59,6 +59,12 @@ def run_member(ctx: MemberContext, flt: Any, state: Any, steps: int, fresh: bool
             state = flt.init_state(ctx.x_train, ctx.y_train)
         phase = "partial_fit"
         state = flt.partial_fit(ctx.x_train, ctx.y_train, state, steps)
+        if state is None:
+            # A None state is no checkpoint: nothing could be copied to other members, and
+            # the next round would silently start this member over.
+            raise TypeError(
+                f"{type(flt).__name__}.partial_fit returned None; it must return the new state"
+            )
         phase = "forward"
         prediction = flt.forward(ctx.x_valid, state)
         phase = "metric"

@@ -1,10 +1,13 @@
 """What Soma needs from Optuna beyond its public surface: sampler and pruner choices,
-quiet logging, a tell without a deep copy, and closing trials on Ctrl-C."""
+quiet logging, a tell without a deep copy, and closing trials left running by Ctrl-C or by a
+process that died."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import socket
 import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -16,11 +19,15 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = [
+    "OWNER_ATTR",
     "PRUNERS",
     "SAMPLERS",
     "check_pruner",
     "check_sampler",
+    "claim_trial",
+    "close_orphans",
     "fail_on_interrupt",
+    "is_interrupted",
     "make_pruner",
     "make_sampler",
     "private_tell",
@@ -29,6 +36,7 @@ __all__ = [
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "percentile")
+OWNER_ATTR = "soma_owner"
 
 
 @functools.cache
@@ -122,7 +130,7 @@ def quiet_optuna() -> Iterator[None]:
 @contextlib.contextmanager
 def fail_on_interrupt(study: optuna.Study, trials: Any) -> Iterator[None]:
     """On Ctrl-C, close the running trials as failed so a later run does not see them
-    stuck in RUNNING."""
+    stuck in RUNNING (and a resumed grid runs their points again)."""
     from optuna.trial import TrialState
 
     try:
@@ -131,6 +139,77 @@ def fail_on_interrupt(study: optuna.Study, trials: Any) -> Iterator[None]:
         if not isinstance(exc, Exception):
             for trial in list(trials):
                 with contextlib.suppress(Exception):
-                    trial.set_user_attr(SOMA_ATTR, {"error": f"interrupted: {exc!r}"})
+                    trial.set_user_attr(
+                        SOMA_ATTR, {"error": f"interrupted: {exc!r}", "interrupted": True}
+                    )
                     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise
+
+
+def is_interrupted(frozen: optuna.trial.FrozenTrial) -> bool:
+    """A trial closed because its run was interrupted, not because its configuration failed."""
+    attrs = frozen.user_attrs.get(SOMA_ATTR) or {}
+    return frozen.state.name == "FAIL" and bool(attrs.get("interrupted"))
+
+
+def _this_process() -> dict[str, Any]:
+    import psutil
+
+    # The start time tells a live process from a later one that reused the pid.
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": psutil.Process().create_time(),
+    }
+
+
+def claim_trial(trial: optuna.Trial) -> None:
+    """Mark ``trial`` as run by this process, so that if the process dies (kill -9, a
+    crashed machine session) a later run on this host can close it (``close_orphans``)."""
+    trial.set_user_attr(OWNER_ATTR, _this_process())
+
+
+def _owner_is_gone(owner: Any, here: dict[str, Any]) -> bool:
+    import psutil
+
+    if not isinstance(owner, dict) or owner.get("host") != here["host"]:
+        return False  # another machine's trial: it may well still be running
+    pid, started = owner.get("pid"), owner.get("started")
+    if not isinstance(pid, int) or not isinstance(started, int | float):
+        return False
+    try:
+        return abs(psutil.Process(pid).create_time() - started) > 1.0
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # exists but cannot be inspected: assume it is alive
+        return False
+
+
+def close_orphans(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials whose owning process on this host has ended; their numbers.
+
+    Trials from other hosts, or without an owner, are left alone: nothing here can tell
+    whether they still run.
+    """
+    from optuna.trial import TrialState
+
+    here = _this_process()
+    closed = []
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = frozen.user_attrs.get(OWNER_ATTR)
+        if not _owner_is_gone(owner, here):
+            continue
+        attrs = dict(frozen.user_attrs.get(SOMA_ATTR) or {})
+        attrs.update(
+            error=f"interrupted: the process running it (pid {owner['pid']}) ended "
+            "before the trial finished",
+            interrupted=True,
+        )
+        # Optuna has no public way to set an attribute on a trial by number; a
+        # constructed Trial would run the sampler's before_trial hook on it.
+        with contextlib.suppress(Exception):
+            study._storage.set_trial_user_attr(frozen._trial_id, SOMA_ATTR, attrs)
+        with contextlib.suppress(Exception):  # another run may close it at the same time
+            study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+            closed.append(frozen.number)
+    return closed

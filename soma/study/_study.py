@@ -39,7 +39,10 @@ from soma.study._kb import StudyRecorder
 from soma.study._optuna import (
     check_pruner,
     check_sampler,
+    claim_trial,
+    close_orphans,
     fail_on_interrupt,
+    is_interrupted,
     make_pruner,
     make_sampler,
     private_tell,
@@ -307,6 +310,10 @@ class Study:
                 f"study {self.name!r} already exists with metric(s) {list(known)}; "
                 f"this run asks for {names} (use another name)"
             )
+        if self._persistent:
+            # Trials a killed run left RUNNING: closed as interrupted, so the result does not
+            # show them running forever and a resumed grid runs their points again.
+            close_orphans(study)
         return study
 
     def _plan_trials(self, study: optuna.Study) -> int | None:
@@ -321,7 +328,7 @@ class Study:
             if frozen.state == TrialState.WAITING:
                 waiting += 1
                 seen.add(grid_point_key(frozen.system_attrs.get("fixed_params", {})))
-            else:
+            elif not is_interrupted(frozen):  # an interrupted point was never really run
                 seen.add(grid_point_key(frozen.params))
         todo = [p for p in self._grid if grid_point_key(p) not in seen]
         available = waiting + len(todo)
@@ -343,7 +350,7 @@ class Study:
 
         if self.n_jobs == 1:
             while more():
-                trial = study.ask()
+                trial = self._ask(study)
                 launched += 1
                 with fail_on_interrupt(study, [trial]):
                     outcome = self._run_trial(trial)
@@ -354,7 +361,7 @@ class Study:
         with pool, fail_on_interrupt(study, in_flight.values()):
             while True:
                 while len(in_flight) < self.n_jobs and more():
-                    trial = study.ask()
+                    trial = self._ask(study)
                     launched += 1
                     in_flight[pool.submit(self._run_trial, trial)] = trial
                 if not in_flight:
@@ -362,6 +369,22 @@ class Study:
                 finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
                 for future in sorted(finished, key=lambda f: in_flight[f].number):
                     yield in_flight.pop(future), future.result()
+
+    def _ask(self, study: optuna.Study) -> optuna.Trial:
+        trial = study.ask()
+        if self._persistent:
+            with fail_on_interrupt(study, [trial]):
+                claim_trial(trial)
+        return trial
+
+    @property
+    def _persistent(self) -> bool:
+        """Whether the trials outlive this process (only then can a later run find them)."""
+        import optuna
+
+        return self._storage is not None and not isinstance(
+            self._storage, optuna.storages.InMemoryStorage
+        )
 
     def _run_trial(self, trial: optuna.Trial) -> _Outcome:
         t0 = time.perf_counter()

@@ -3,6 +3,8 @@ worker processes too)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from soma import Filter, search
@@ -138,3 +140,53 @@ def train_fixed(lr: float, steps: int, x, y) -> float:
     f = NoisySGD(lr=lr)
     state = f.partial_fit(x, y, f.init_state(x, y), steps)
     return mse(y, f.forward(x, state))
+
+
+class FarQuadratic(Quadratic):
+    """Quadratic shifted up by 4: never better than 4, so a sampler should learn to avoid it."""
+
+    def forward(self, x, state):
+        return super().forward(x, state) + 4.0
+
+
+class LossCurve(IterativeFilter):
+    """Trains ``epochs`` steps; its training loss after t steps is (1 - quality) + 0.7^t,
+    reported through ``monitor`` (a lower quality gives a worse curve at every step)."""
+
+    quality = search(0.0, 1.0, default=0.5)
+    epochs = 8
+    _trained: ClassVar[dict[float, int]] = {}  # quality -> steps trained (pruned: fewer)
+
+    def init_state(self, x, y=None):
+        return 0
+
+    def partial_fit(self, x, y, state, steps):
+        type(self)._trained[self.quality] = state + steps
+        return state + steps
+
+    def monitor(self, x, y, state):
+        return (1 - self.quality) + 0.7**state
+
+    def forward(self, x, state):
+        return np.full(len(x), (1 - self.quality) + 0.7**state)
+
+
+class PidSGD(NoisySGD):
+    """NoisySGD whose state remembers which processes trained it."""
+
+    def partial_fit(self, x, y, state, steps):
+        import os
+
+        new = super().partial_fit(x, y, state, steps)
+        new["pids"] = state.get("pids", frozenset()) | {os.getpid()}
+        return new
+
+
+class ForgetfulSGD(NoisySGD):
+    """Forgets to return its state from partial_fit (a common slip), but still predicts."""
+
+    def partial_fit(self, x, y, state, steps):
+        super().partial_fit(x, y, state, steps)
+
+    def forward(self, x, state):
+        return np.zeros((len(x), 20))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from study_helpers import NoisySGD, Ridge, Scale, mse, train_fixed
+from study_helpers import ForgetfulSGD, NoisySGD, PidSGD, Ridge, Scale, mse, train_fixed
 
 from soma import FloatRange, Graph, StudyError, ValidationError
 from soma.pbt import PBT, IterativeFilter
@@ -182,3 +182,67 @@ def test_pbt_needs_an_iterative_leaf(regression_data):
     g = Graph.somatize(NoisySGD() >> Scale())
     with pytest.raises(ValidationError, match="must be a leaf"):
         PBT(g, data=(X, Y), metric=mse, direction="minimize")
+
+
+def test_explore_multiplies_by_the_factors_or_resamples_with_probability_p():
+    rng = np.random.default_rng(0)
+    space = {"n.lr": FloatRange(1e-4, 1e4, log=True)}  # wide: no clamping near 1.0
+    draws = 4000
+    outcomes = {"x0.8": 0, "x1.2": 0, "resampled": 0}
+    for _ in range(draws):
+        value = explore({"n.lr": 1.0}, space, rng, resample_probability=0.25, factors=(0.8, 1.2))[
+            "n.lr"
+        ]
+        if value == pytest.approx(0.8, abs=1e-12):
+            outcomes["x0.8"] += 1
+        elif value == pytest.approx(1.2, abs=1e-12):
+            outcomes["x1.2"] += 1
+        else:
+            assert 1e-4 <= value <= 1e4
+            outcomes["resampled"] += 1
+    # binomial standard deviations are ~0.007; the margins are over 4 of them
+    assert abs(outcomes["resampled"] / draws - 0.25) < 0.03, outcomes
+    assert abs(outcomes["x0.8"] / draws - 0.375) < 0.03, outcomes
+    assert abs(outcomes["x1.2"] / draws - 0.375) < 0.03, outcomes
+    never = explore({"n.lr": 1.0}, space, rng, resample_probability=0.0, factors=(0.8, 1.2))
+    always = [
+        explore({"n.lr": 1.0}, space, rng, resample_probability=1.0, factors=(0.8, 1.2))["n.lr"]
+        for _ in range(50)
+    ]
+    assert never["n.lr"] in (pytest.approx(0.8), pytest.approx(1.2))
+    assert not {0.8, 1.2} & {round(v, 12) for v in always}
+
+
+def test_exploit_takes_the_donors_params_times_a_factor_clamped_to_the_bounds():
+    result = run_pbt(3, rounds=8, resample_probability=0.0)
+    assert result.lineage
+    for event in result.lineage:
+        before = event.params_before["noisy_sgd.lr"]
+        after = event.params_after["noisy_sgd.lr"]
+        options = [min(max(before * f, 1e-3), 0.5) for f in (0.8, 1.2)]
+        assert after == pytest.approx(options[0]) or after == pytest.approx(options[1])
+    for member in result.population:
+        for step in member.schedule:
+            assert 1e-3 <= step.params["noisy_sgd.lr"] <= 0.5
+
+
+def test_members_really_train_in_worker_processes():
+    import os
+
+    result = PBT(
+        PidSGD(), data=(X, Y), metric=mse, direction="minimize", population=4, rounds=2,
+        steps=2, seed=0, workers=2,
+    ).run()  # fmt: skip
+    assert result.parallel
+    pids = set().union(*(m.state["pids"] for m in result.population))
+    assert pids and os.getpid() not in pids
+
+
+def test_regression_partial_fit_returning_none_is_the_members_error():
+    # A None state was taken for a valid checkpoint when the member still scored: exploit
+    # then copied it from a donor and crashed on an AssertionError.
+    with pytest.raises(StudyError, match=r"every evaluation failed.*partial_fit returned None"):
+        PBT(
+            ForgetfulSGD(), data=(X, Y), metric=mse, direction="minimize", population=4,
+            rounds=3, seed=0,
+        ).run()  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -98,15 +99,18 @@ def test_study_run_grid_with_builtin_metric_and_progress(runner, pipeline, tmp_p
     assert out.exit_code == 0, out.output
     assert "17/17" in out.output  # the progress bar: every grid point of [-4, 4] step 0.5
     assert "best mae=0 (trial" in out.output and "shift.offset=1.5" in out.output
+    assert "cache hit rate 50%" in out.output  # valid x == train x: its forward is a hit
 
 
 def test_study_run_records_into_the_projects_kb(runner, pipeline, tmp_path, monkeypatch):
-    import soma.study._kb as kb_module
+    import soma.knowledge
     from soma.knowledge import HashingEmbedder, KnowledgeBase
 
-    monkeypatch.setattr(  # keep the test offline-fast: hashing instead of MiniLM
-        kb_module, "open_kb", lambda path: KnowledgeBase(path, embedder=HashingEmbedder())
-    )
+    class HashingKB(KnowledgeBase):  # keep the test offline-fast: hashing instead of MiniLM
+        def __init__(self, path, embedder=None, **kwargs):
+            super().__init__(path, embedder or HashingEmbedder(), **kwargs)
+
+    monkeypatch.setattr(soma.knowledge, "KnowledgeBase", HashingKB)
     out = runner.invoke(
         app, ["study", "run", str(pipeline), "-n", "3", "--project", str(tmp_path), "--json"]
     )
@@ -139,3 +143,58 @@ def test_pbt_run(runner, pipeline, tmp_path):
     assert text.exit_code == 0 and "best schedule: r0:" in text.output
     not_iterative = runner.invoke(app, ["pbt", "run", str(pipeline), "--no-kb"])
     assert not_iterative.exit_code == 1 and "IterativeFilter" in not_iterative.output
+
+
+CURVES = textwrap.dedent(
+    """
+    import numpy as np
+    from soma import Filter, search
+    from soma.study import report
+
+
+    class Curve(Filter):
+        quality = search(0.0, 1.0, default=0.5)
+
+        def fit(self, x, y=None):
+            for step in range(6):
+                report((1 - self.quality) + 0.7 ** (step + 1), step)  # a loss curve
+            return (1 - self.quality) + 0.7**6
+
+        def forward(self, x, state):
+            return np.full(len(x), state)
+
+
+    pipeline = Curve()
+
+
+    def data():
+        x = np.zeros((4, 1))
+        return x, np.zeros(4)
+
+
+    def metric(y_true, y_pred):
+        return float(np.mean(y_pred))
+    """
+)
+
+
+def test_study_run_with_the_median_pruner(runner, tmp_path):
+    path = tmp_path / "curves.py"
+    path.write_text(CURVES, encoding="utf-8")
+    args = ["study", "run", f"{path}:pipeline", "--metric", "loss", "--direction", "minimize",
+            "--trials", "14", "--sampler", "tpe", "--pruner", "median", "--seed", "0",
+            "--project", str(tmp_path), "--no-kb"]  # fmt: skip
+    out = runner.invoke(app, [*args, "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["metrics"] == ["loss"] and result["directions"] == ["minimize"]
+    counts = result["counts"]
+    assert counts["pruned"] >= 3 and counts["ok"] + counts["pruned"] == 14, counts
+    quality = {t["number"]: t["params"]["curve.quality"] for t in result["trials"]}
+    best = result["best_trial"]
+    pruned = [t["number"] for t in result["trials"] if t["status"] == "pruned"]
+    assert all(quality[n] < quality[best] for n in pruned)
+    # the live bar (on stderr with --json): trial n/N and the best value so far
+    bar = re.search(r"trials .*? 14/14 best ([-\d.e]+)", out.stderr)
+    assert bar, out.stderr
+    assert bar.group(1) == f"{result['best_value']:.6g}"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import optuna
 import pytest
-from study_helpers import Boom, NoisySGD, Ridge, Scale, mse
+from study_helpers import Boom, Curve, NoisySGD, Ridge, Scale, mse, predicted_value
 
 from soma import ValidationError
 from soma.knowledge import HashingEmbedder, KnowledgeBase
@@ -62,3 +63,30 @@ def test_pbt_members_are_recorded_with_their_schedule(kb):
     assert "best" in best.tags and "pbt" in best.tags
     assert best.metrics["mse"] == pytest.approx(result.best_value)
     assert best.notes.startswith("PBT schedule: round 0:")
+    for step in result.schedule:  # the best schedule, round by round
+        assert f"round {step.round}: noisy_sgd.lr={step.params['noisy_sgd.lr']:.4g}" in best.notes
+    by_member = {e.id: e for e in experiments}
+    assert result.lineage
+    for event in result.lineage:  # who copied whom, when
+        notes = by_member[result.member(event.member).experiment_id].notes
+        assert f"round {event.round}: copied member {event.donor}" in notes
+
+
+def test_pruned_trials_are_pruned_experiments(kb, unit_data):
+    qualities = [0.9, 0.8, 0.85, 0.95, 0.88, 0.1, 0.92, 0.05]
+    result = Study(
+        Scale() >> Curve(), data=unit_data, metric=predicted_value, direction="maximize",
+        sampler="grid", space={"curve.quality": qualities, "scale.center": True},
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5), kb=kb, name="curves",
+    ).run()  # fmt: skip
+    pruned = [t for t in result.trials if t.status == "pruned"]
+    assert {t.params["curve.quality"] for t in pruned} == {0.1, 0.05}
+    experiments = {e.id: e for e in kb.experiments(line="curves", status="pruned")}
+    assert set(experiments) == {t.experiment_id for t in pruned}
+    for t in pruned:
+        e = experiments[t.experiment_id]
+        assert e.params["curve.quality"] == t.params["curve.quality"]
+        assert e.metrics == {} and e.error is None and "pruned" in e.tags
+        assert e.notes == "pruned at step 0"
+        assert e.duration_s == pytest.approx(t.duration_s) and e.duration_s > 0
+        assert e.cache_keys == t.cache_keys and "fit/scale" in e.cache_keys

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from study_helpers import Boom, Nearest, Quadratic, Ridge, Scale, predicted_value
+from study_helpers import (
+    Boom,
+    FarQuadratic,
+    Nearest,
+    Quadratic,
+    Ridge,
+    Scale,
+    predicted_value,
+)
 
 from soma import Choice, FloatRange, Graph, IntRange
 from soma.study import Study
@@ -150,3 +158,94 @@ def test_objective_receives_the_trial_graph():
     ).run()  # fmt: skip
     assert len(seen) == 5 and result.metric_names == ("objective",)
     assert result.best_params["quadratic.a"] in seen
+
+
+def test_a_graph_factory_is_searched_like_the_graph(regression_data):
+    space = {"ridge.alpha": [0.01, 1.0, 100.0]}
+    by_factory = Study(
+        lambda: Scale() >> Ridge(), data=regression_data, metric="mse", sampler="grid",
+        space=space,
+    ).run()  # fmt: skip
+    by_graph = Study(
+        Graph.somatize(Scale() >> Ridge()), data=regression_data, metric="mse", sampler="grid",
+        space=space,
+    ).run()  # fmt: skip
+    assert by_factory.counts["ok"] == 6
+    assert by_factory.best_params == by_graph.best_params
+    assert by_factory.best_value == pytest.approx(by_graph.best_value)
+
+
+def slot_share(sampler: str, seed: int, unit_data) -> float:
+    """How often the later trials put the better filter in the slot."""
+    result = Study(
+        Quadratic(), data=unit_data, metric=predicted_value, direction="minimize",
+        sampler=sampler, n_trials=40, seed=seed, space={"quadratic": [Quadratic, FarQuadratic]},
+    ).run()  # fmt: skip
+    for t in result.trials:  # each alternative's own parameters, under its own names
+        assert set(t.params) == {"quadratic", "quadratic.a", "quadratic.b"}
+    late = [t for t in result.trials if t.number >= 20]
+    return sum(t.params["quadratic"] == "Quadratic" for t in late) / len(late)
+
+
+def test_tpe_learns_which_filter_fills_a_slot(unit_data):
+    tpe = [slot_share("tpe", seed, unit_data) for seed in range(4)]
+    rnd = [slot_share("random", seed, unit_data) for seed in range(4)]
+    assert min(tpe) >= 0.75, tpe
+    assert np.mean(tpe) >= np.mean(rnd) + 0.2, (tpe, rnd)
+
+
+def test_pareto_front_is_exactly_the_non_dominated_trials():
+    def objective(graph):
+        a, b = graph.params["quadratic.a"], graph.params["quadratic.b"]
+        return (a - 1.0) ** 2 + b**2, a + b  # minimize the first, maximize the second
+
+    result = Study(
+        Quadratic(), objective=objective, metric=["loss", "gain"],
+        direction=["minimize", "maximize"], sampler="random", n_trials=30, seed=2,
+    ).run()  # fmt: skip
+    done = [t for t in result.trials if t.status == "ok"]
+
+    def dominates(p, q):  # p at least as good everywhere and better somewhere
+        better_or_equal = p.values[0] <= q.values[0] and p.values[1] >= q.values[1]
+        return better_or_equal and p.values != q.values
+
+    expected = {t.number for t in done if not any(dominates(o, t) for o in done)}
+    assert {t.number for t in result.pareto_front} == expected
+    assert 2 <= len(expected) < len(done)
+    assert result.best_trial is None and "Pareto front of" in result.summary()
+
+
+def test_progress_reports_trial_n_of_n_and_the_best_so_far(unit_data):
+    events = []
+    result = Study(
+        Quadratic(), data=unit_data, metric=predicted_value, direction="minimize",
+        sampler="random", n_trials=8, seed=0,
+    ).run(progress=events.append)  # fmt: skip
+    assert [(e.done, e.total) for e in events] == [(n, 8) for n in range(1, 9)]
+    values = [e.trial.value for e in events]
+    assert [e.best_value for e in events] == [min(values[: n + 1]) for n in range(8)]
+    assert events[-1].best_value == result.best_value
+
+
+def test_a_progress_callback_that_raises_does_not_stop_the_study(unit_data):
+    def broken(event):
+        raise RuntimeError("display gone")
+
+    result = Study(
+        Quadratic(), data=unit_data, metric=predicted_value, sampler="random", n_trials=3,
+        seed=0,
+    ).run(progress=broken)  # fmt: skip
+    assert result.counts["ok"] == 3
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_the_same_seed_runs_the_same_trials(unit_data, sampler):
+    def params(seed):
+        result = Study(
+            Quadratic(), data=unit_data, metric=predicted_value, direction="minimize",
+            sampler=sampler, n_trials=15, seed=seed,
+        ).run()  # fmt: skip
+        return [t.params for t in result.trials]
+
+    assert params(4) == params(4)
+    assert params(4) != params(5)

@@ -127,13 +127,19 @@ def test_interrupted_study_closes_its_running_trial_and_continues(tmp_path):
     assert "interrupted" in resumed.trials[2].error
 
 
-def test_regression_a_kb_opened_from_a_path_is_closed_after_the_run(tmp_path):
+def test_regression_a_kb_opened_from_a_path_is_closed_after_the_run(tmp_path, monkeypatch):
     # Study(kb=PATH) held its SQLite connection (and unsaved vector index) until garbage
     # collection; now it is open only while a run records.
     import sqlite3
 
+    import soma.knowledge
     from soma.knowledge import HashingEmbedder, KnowledgeBase
 
+    class HashingKB(KnowledgeBase):  # offline-fast: no MiniLM load for a path
+        def __init__(self, path, embedder=None, **kwargs):
+            super().__init__(path, embedder or HashingEmbedder(), **kwargs)
+
+    monkeypatch.setattr(soma.knowledge, "KnowledgeBase", HashingKB)
     kb_path = tmp_path / "kb.sqlite"
     KnowledgeBase(kb_path, embedder=HashingEmbedder()).close()
     study = quadratic_study(tmp_path / "optuna.sqlite", n_trials=3, kb=kb_path, line="quad")
@@ -142,3 +148,127 @@ def test_regression_a_kb_opened_from_a_path_is_closed_after_the_run(tmp_path):
     study.run()  # a second run reopens it
     with sqlite3.connect(kb_path) as db:
         assert db.execute("select count(*) from experiments").fetchone()[0] == 6
+
+
+GRID = {"quadratic.a": [0.0, 1.0, 2.0], "quadratic.b": [-1.0, 0.0]}
+
+
+def grid_points(result):
+    done = [t for t in result.trials if t.status == "ok"]
+    return sorted((t.params["quadratic.a"], t.params["quadratic.b"]) for t in done)
+
+
+def test_regression_an_interrupted_grid_point_is_run_again_on_resume(tmp_path):
+    # The trial closed as failed by Ctrl-C counted as a grid point already run: the resumed
+    # grid skipped it and never ran that configuration.
+    db = tmp_path / "optuna.sqlite"
+    calls = []
+
+    def objective(graph):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return float(graph.forward(np.zeros((1, 1)))[0])
+
+    study = Study(
+        Quadratic(), objective=objective, metric="predicted_value", direction="minimize",
+        sampler="grid", space=GRID, name="quad", storage=db,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        study.run()
+    resumed = quadratic_study(db, sampler="grid", space=GRID).run()
+    assert grid_points(resumed) == sorted((a, b) for a in (0.0, 1.0, 2.0) for b in (-1.0, 0.0))
+    assert resumed.counts == {"ok": 6, "pruned": 0, "failed": 1, "running": 0}
+    assert len(resumed.new_trials) == 4  # the interrupted point and the three never started
+
+
+KILLED_RUN = """
+import os, sys
+import numpy as np
+from study_helpers import Quadratic
+from soma.study import Study
+
+calls = []
+
+def objective(graph):
+    calls.append(1)
+    if len(calls) == 3:
+        os._exit(3)  # killed mid-trial: no Python cleanup runs
+    return float(graph.forward(np.zeros((1, 1)))[0])
+
+Study(Quadratic(), objective=objective, metric="predicted_value", direction="minimize",
+      sampler="grid", space={"quadratic.a": [0.0, 1.0, 2.0], "quadratic.b": [-1.0, 0.0]},
+      name="quad", storage=sys.argv[1]).run()
+"""
+
+
+def test_regression_a_killed_run_is_resumed_without_trials_left_running(tmp_path):
+    # A run killed outright (kill -9, a lost session) left its trial RUNNING for good: the
+    # result showed it running forever and a resumed grid never ran that point.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = tmp_path / "optuna.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(db)], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 3, done.stderr.decode()[-2000:]
+    stored = optuna.load_study(study_name="quad", storage=f"sqlite:///{db}")
+    assert [t.state.name for t in stored.trials[:3]] == ["COMPLETE", "COMPLETE", "RUNNING"]
+
+    resumed = quadratic_study(db, sampler="grid", space=GRID).run()
+    assert resumed.counts == {"ok": 6, "pruned": 0, "failed": 1, "running": 0}
+    killed = resumed.trial(2)
+    assert killed.status == "failed" and "ended before the trial finished" in killed.error
+    assert grid_points(resumed) == sorted((a, b) for a in (0.0, 1.0, 2.0) for b in (-1.0, 0.0))
+
+
+def test_a_trial_still_running_in_a_live_process_is_left_alone(tmp_path):
+    from soma.study._optuna import claim_trial
+
+    db = tmp_path / "optuna.sqlite"
+    quadratic_study(db, n_trials=1).run()
+    other = optuna.load_study(study_name="quad", storage=f"sqlite:///{db}")
+    running = other.ask()
+    claim_trial(running)  # owned by this (live) process, as if by a concurrent run
+    unowned = other.ask()  # a trial started by plain Optuna: nothing says who runs it
+    result = quadratic_study(db, n_trials=1).run()
+    assert result.trial(running.number).status == "running"
+    assert result.trial(unowned.number).status == "running"
+    assert result.counts["ok"] == 2
+
+
+def test_optuna_dashboard_opens_the_projects_storage(tmp_path):
+    """Runs where optuna-dashboard is installed (it is not a Soma dependency)."""
+    import io
+    import json
+    import sys
+
+    dashboard = pytest.importorskip("optuna_dashboard")
+    quadratic_study(None, project=tmp_path, n_trials=3).run()
+    Study(
+        Quadratic(), objective=lambda g: (g.params["quadratic.a"] ** 2, g.params["quadratic.b"]),
+        metric=["f", "g"], direction=["minimize", "maximize"], n_trials=3, seed=0,
+        name="multi", project=tmp_path,
+    ).run()  # fmt: skip
+    app = dashboard.wsgi(f"sqlite:///{tmp_path / '.soma' / 'optuna.sqlite'}")
+
+    def get(path):
+        status = []
+        environ = {
+            "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "",
+            "SERVER_NAME": "localhost", "SERVER_PORT": "80", "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr,
+        }  # fmt: skip
+        body = b"".join(app(environ, lambda s, h, exc_info=None: status.append(s)))
+        assert status[0].startswith("200"), (path, status, body[:500])
+        return json.loads(body)
+
+    studies = get("/api/studies")["study_summaries"]
+    assert {s["study_name"] for s in studies} == {"quad", "multi"}
+    for s in studies:
+        trials = get(f"/api/studies/{s['study_id']}")["trials"]
+        assert [t["state"] for t in trials] == ["Complete"] * 3

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 import pytest
-from study_helpers import Boom, Curve, Ridge, Scale, predicted_value
+from study_helpers import Boom, Curve, LossCurve, Ridge, Scale, predicted_value
 
 from soma import Cache, Graph, StudyError
 from soma.study import Pruned, Study, report
@@ -131,9 +132,50 @@ def test_reports_reach_their_own_trial_from_threads(unit_data):
         g, data=unit_data, metric=predicted_value, sampler="random", seed=0, n_trials=8,
         n_jobs=2,
     ).run()  # fmt: skip
-    assert result.counts["ok"] == 8
+    assert result.counts["ok"] == 8, result.errors
     for t in result.trials:
         q = t.params["curve.quality"]
         assert t.intermediate == {s: pytest.approx(q * (1 - 0.8 ** (s + 1))) for s in range(10)}, (
             t.number
         )
+
+
+@pytest.mark.parametrize("pruner", ["median", "percentile"])
+def test_pruner_by_name_prunes_the_worse_learning_curves_over_seeds(unit_data, pruner):
+    for seed in range(4):
+        Curve.seen_steps.clear()
+        result = Study(
+            Curve(), data=unit_data, metric=predicted_value, direction="maximize",
+            sampler="random", seed=seed, n_trials=30, pruner=pruner,
+        ).run()  # fmt: skip
+        quality = {t.number: t.params["curve.quality"] for t in result.trials}
+        pruned = [t for t in result.trials if t.status == "pruned"]
+        done = [t for t in result.trials if t.status == "ok"]
+        assert len(pruned) >= 5 and len(done) >= 5, (seed, result.counts)
+        # the best curve is never cut short, and the cut ones are the worse ones
+        assert max(quality.values()) == result.best_params["curve.quality"]
+        gap = np.mean([quality[t.number] for t in done]) - np.mean(
+            [quality[t.number] for t in pruned]
+        )
+        assert gap > 0.2, (seed, gap)
+        stopped = dict(Curve.seen_steps)
+        for t in pruned:  # training really stopped where the pruner said
+            assert stopped[quality[t.number]] == t.pruned_step < Curve.steps - 1
+
+
+def test_iterative_filter_reports_each_epoch_and_is_pruned(unit_data):
+    LossCurve._trained.clear()
+    result = Study(
+        LossCurve(), data=unit_data, metric=predicted_value, direction="minimize",
+        sampler="random", seed=1, n_trials=20, pruner="median",
+    ).run()  # fmt: skip
+    assert result.counts["pruned"] >= 4 and result.counts["ok"] >= 4
+    for t in result.trials:
+        q = t.params["loss_curve.quality"]
+        steps = LossCurve._trained[q]
+        expected = {s: pytest.approx((1 - q) + 0.7 ** (s + 1)) for s in range(steps)}
+        assert t.intermediate == expected  # monitor() after every epoch
+        if t.status == "ok":
+            assert steps == LossCurve.epochs
+        else:
+            assert t.status == "pruned" and steps == t.pruned_step + 1 < LossCurve.epochs

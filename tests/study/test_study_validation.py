@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import optuna
 import pytest
 from study_helpers import Curve, Quadratic, Ridge, Scale, predicted_value
 
@@ -28,6 +29,13 @@ def make(**kwargs):
         ),
         ({"direction": "maximize"}, "direction", "'mse' is better when lower"),
         ({"direction": ["minimize", "minimize"]}, "direction", "expected 1 direction"),
+        (
+            {"metric": ["mse", "mae"], "direction": ["minimize", "maximise"]},
+            "direction[1]",
+            "expected 'maximize' or 'minimize', got 'maximise'",
+        ),
+        ({"direction": "MAXIMIZE"}, "direction", "got 'MAXIMIZE'"),
+        ({"direction": 1}, "direction", "expected 'maximize', 'minimize' or a list"),
         ({"sampler": "bayes"}, "sampler", "expected one of tpe, random, grid"),
         ({"pruner": "mediam"}, "pruner", "expected 'median', 'percentile'"),
         ({"pruner": "percentile:150"}, "pruner", "percentile must be in [0, 100]"),
@@ -61,10 +69,16 @@ def test_bad_input_names_the_field(kwargs, field, text):
     assert text in str(info.value)
 
 
-def test_pruning_several_objectives_is_refused():
+@pytest.mark.parametrize("pruner", ["median", "percentile", optuna.pruners.MedianPruner()])
+def test_pruning_several_objectives_is_refused(pruner):
     with pytest.raises(ValidationError, match="single-objective studies only") as info:
-        make(metric=["mse", "mae"], pruner="median")
+        make(metric=["mse", "mae"], pruner=pruner)
     assert info.value.field == "pruner"
+    with pytest.raises(ValidationError, match="single-objective studies only"):
+        Study(
+            Quadratic(), objective=lambda g: (1.0, 2.0), direction=["minimize", "maximize"],
+            pruner=pruner, n_trials=1,
+        )  # fmt: skip
 
 
 def test_a_metric_needs_one_output():
