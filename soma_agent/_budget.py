@@ -20,7 +20,9 @@ the budget; if not, the request is not sent and the run stops.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from soma.errors import SomaError
 
@@ -136,6 +138,17 @@ class UsageMeter:
                 f"dollar budget reached: spent ${self.total_cost_usd:.4f} of "
                 f"${self.budget_usd:.4f}; the next request could cost up to ${worst:.4f}"
             )
+
+    def restore(self, usage_entries: Iterable[Any]) -> None:
+        """Count what a run already used, from its journal's ``usage`` entries (a resumed run
+        goes on counting tokens and dollars from there, so the cap holds across restarts)."""
+        for entry in usage_entries:
+            p = getattr(entry, "payload", entry) or {}
+            self.input_tokens += int(p.get("input_tokens") or 0)
+            self.output_tokens += int(p.get("output_tokens") or 0)
+            total = p.get("total_cost_usd")
+            if isinstance(total, int | float):
+                self.total_cost_usd = float(total)
 
     def add(self, input_tokens: int, output_tokens: int) -> float:
         """Count one response's usage; returns its cost in dollars."""

@@ -131,33 +131,50 @@ class ExperimentRunner:
 
         loop = self.loop
         left = max(1, loop.settings.max_experiments - state["n_experiments"])
-        # The study's name is fixed per iteration, so its trials' idempotency keys are too:
-        # a resumed run re-evaluates but never re-records a finished trial.
+        wanted = min(hyp.n_trials, left)
+        # The study's name is fixed per iteration: a run killed during the study finds the
+        # trials it already recorded under it, runs only the rest, and counts them all once.
         name = f"{loop.run_id}-it{state['iteration']}"
-        out = run_study(
-            loop.tools,
-            RunStudyInput(
-                spec=hyp.spec,
-                params=hyp.params,
-                n_trials=min(hyp.n_trials, left),
-                research_line=hyp.line or loop.line,
-                seed=loop.settings.seed,
-                name=name,
-            ),
-        )
-        trials = loop.kb.query(tags=[f"study:{name}"], k=max(1, out.n_trials))
-        for hit in trials:
-            self._link(hit.experiment.id)
+        done = len(self._trials(name))
+        duration = 0.0
+        if done < wanted:
+            out = run_study(
+                loop.tools,
+                RunStudyInput(
+                    spec=hyp.spec,
+                    params=hyp.params,
+                    n_trials=wanted - done,
+                    research_line=hyp.line or loop.line,
+                    seed=loop.settings.seed,
+                    name=name,
+                ),
+            )
+            duration = out.duration_s
+        trials = self._trials(name)
+        for e in trials:
+            self._link(e.id)
+        sign = 1.0 if loop.direction == "maximize" else -1.0
+        scored = [
+            (e, v)
+            for e in trials
+            if e.status == "ok" and (v := experiment_value(e, loop.metric)) is not None
+        ]
+        best = max(scored, key=lambda ev: sign * ev[1]) if scored else None
         return {
-            "experiment_id": out.best_experiment_id,
-            "status": "ok" if out.best_value is not None else "failed",
-            "metrics": {out.metric: out.best_value} if out.best_value is not None else {},
-            "value": out.best_value,
-            "duration_s": round(out.duration_s, 4),
-            "n_recorded": out.n_trials,
+            "experiment_id": best[0].id if best else None,
+            "status": "ok" if best else "failed",
+            "metrics": dict(best[0].metrics) if best else {},
+            "value": best[1] if best else None,
+            "duration_s": round(duration, 4),
+            "n_recorded": len(trials),
             "study": name,
-            "trial_ids": [h.experiment.id for h in trials],
+            "trial_ids": [e.id for e in trials],
+            "error": None if best else f"no trial of study {name} succeeded",
         }
+
+    def _trials(self, study: str) -> list[Any]:
+        hits = self.loop.kb.query(tags=[f"study:{study}"], k=10_000)
+        return sorted((h.experiment for h in hits), key=lambda e: (e.started, e.id))
 
     def _link(self, experiment_id: str) -> None:
         # Linking is a convenience (kb.experiments(run_id=...)); the tags hold the run id too.

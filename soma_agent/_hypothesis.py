@@ -97,7 +97,11 @@ class Hypothesis(ProposedHypothesis):
 
 
 class SimilarExperiment(BaseModel):
+    """A past experiment close in meaning to ``query`` ("goal" or "pending: <statement>")."""
+
     id: str
+    query: str = "goal"
+    line: str | None = None
     score: float
     value: float | None = None
     status: str = ""
@@ -187,10 +191,10 @@ class Observation(BaseModel):
                 f"- {f['id']}: {f.get('pipeline', '')}: {f.get('error', '')}" for f in self.failures
             )
         if self.similar:
-            out.append("## Past experiments similar to the goal")
+            out.append("## Past experiments similar to the goal and to pending hypotheses")
             out.extend(
-                f"- {s.id} (similarity {s.score:.2f}): {s.pipeline} -> {s.value} [{s.status}] "
-                f"{s.hypothesis}"
+                f"- {s.id} on line {s.line} (for {s.query}, similarity {s.score:.2f}): "
+                f"{s.pipeline} -> {s.value} [{s.status}] {s.hypothesis}"
                 for s in self.similar
             )
         if self.pending:

@@ -11,6 +11,8 @@ from soma_agent._roles import infer_role
 __all__ = ["build_observation", "experiment_row"]
 
 _MAX_LINES = 8
+_GOAL_K = 5
+_PENDING_K = 3
 
 
 def experiment_row(exp: Any, metric: str) -> dict[str, Any]:
@@ -58,26 +60,7 @@ def build_observation(
         )
     recent = kb.experiments(line=line, order="-started", limit=8)
     failures = kb.experiments(line=line, status="failed", order="-started", limit=3)
-    similar: list[SimilarExperiment] = []
-    seen: set[str] = set()
-    # Past experiments close in meaning to the goal and to each hypothesis still waiting.
-    queries = [(goal, 5)] + [(str(p.get("statement") or ""), 3) for p in pending]
-    hits = [h for text, k in queries if recent and text for h in kb.query(text, line=line, k=k)]
-    for hit in hits:
-        e = hit.experiment
-        if e.id in seen:
-            continue
-        seen.add(e.id)
-        similar.append(
-            SimilarExperiment(
-                id=e.id,
-                score=float(hit.score or 0.0),
-                value=experiment_value(e, metric),
-                status=e.status,
-                hypothesis=e.hypothesis or "",
-                pipeline=e.pipeline_summary or "",
-            )
-        )
+    similar = _similar(kb, goal, pending) if kb.count() else []
     catalog = tools.catalog()
     filters = [
         {
@@ -107,6 +90,42 @@ def build_observation(
         filters=filters,
         no_improvement_for=no_improvement_for,
     )
+
+
+def _similar(kb: Any, goal: str, pending: list[dict[str, Any]]) -> list[SimilarExperiment]:
+    """Past experiments close in meaning to the goal and to each hypothesis still waiting.
+
+    The whole knowledge base is searched, not only the run's line: related work filed under
+    another line (same data, another question) is exactly what a planner should not miss.
+    Each experiment is listed once, under the first query that found it.
+    """
+    queries = [("goal", goal, _GOAL_K)] + [
+        (f"pending: {p.get('statement')}", str(p.get("statement") or ""), _PENDING_K)
+        for p in pending
+    ]
+    seen: set[str] = set()
+    out: list[SimilarExperiment] = []
+    for label, text, k in queries:
+        if not text.strip():
+            continue
+        for hit in kb.query(text, k=k):
+            e = hit.experiment
+            if e.id in seen:
+                continue
+            seen.add(e.id)
+            out.append(
+                SimilarExperiment(
+                    id=e.id,
+                    query=label,
+                    line=e.line,
+                    score=float(hit.score or 0.0),
+                    value=experiment_value(e),
+                    status=e.status,
+                    hypothesis=e.hypothesis or "",
+                    pipeline=e.pipeline_summary or "",
+                )
+            )
+    return out
 
 
 def _short_param(value: Any) -> Any:

@@ -54,8 +54,8 @@ def write_run_report(
     if loop.meter is not None:
         m = loop.meter
         md.append(
-            f"- LLM usage: {m.input_tokens} input + {m.output_tokens} output tokens this "
-            f"session, ${m.total_cost_usd:.4f} of ${settings.budget_usd:.2f} for the run"
+            f"- LLM usage: {m.input_tokens} input + {m.output_tokens} output tokens, "
+            f"${m.total_cost_usd:.4f} of the ${settings.budget_usd:.2f} budget"
         )
     md += ["", "## Answer", ""]
     if best is None:

@@ -147,7 +147,8 @@ class _Session:
         meter = None
         price = getattr(planner, "price", None)
         if price is not None:
-            meter = UsageMeter(settings.budget_usd, price, spent_usd=_spent(tools.kb, run_id))
+            meter = UsageMeter(settings.budget_usd, price)
+            meter.restore(tools.kb.journal(run_id, kinds="usage"))
         self.loop = AgentLoop(
             tools, planner, settings, run_id, line=line, meter=meter, on_entry=on_entry
         )
@@ -237,11 +238,3 @@ class _Session:
             return int(values.get("n_experiments") or 0)
         except Exception:
             return 0
-
-
-def _spent(kb: Any, run_id: str) -> float:
-    usage = kb.journal(run_id, kinds="usage")
-    if not usage:
-        return 0.0
-    total = usage[-1].payload.get("total_cost_usd")
-    return float(total) if isinstance(total, int | float) else 0.0

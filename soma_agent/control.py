@@ -109,7 +109,8 @@ def send_control(
     """Journal a control command for ``run_id``; returns the entry's id.
 
     ``hypothesis`` is required for ``inject`` (keys: statement, spec, and optionally params,
-    rationale, expected_effect, action, parent_id) and refused for the other commands.
+    rationale, expected_effect, action, parent_id, line, n_trials — with action "tune", a
+    study of that many trials) and refused for the other commands.
     """
     if command not in COMMANDS:
         raise ValidationError("command", f"expected one of {', '.join(COMMANDS)}, got {command!r}")
@@ -144,7 +145,13 @@ def _check_injected(hypothesis: dict[str, Any] | None) -> dict[str, Any]:
     params = hypothesis.get("params", {})
     if params is not None and not isinstance(params, dict):
         raise ValidationError("hypothesis.params", "expected a dict {'node.param': value}")
+    n_trials = hypothesis.get("n_trials", 1)
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or not 1 <= n_trials <= 50:
+        raise ValidationError(
+            "hypothesis.n_trials", f"expected an integer from 1 to 50, got {n_trials!r}"
+        )
     allowed = {
+        "n_trials",
         "statement",
         "spec",
         "params",
@@ -186,7 +193,9 @@ def list_runs(kb: Any, *, check_pid: bool = True) -> list[RunSummary]:
 def _run_ids(kb: Any) -> list[str]:
     runs = kb.journal_runs()
     ids = [r if isinstance(r, str) else str(_get(r, "run_id")) for r in runs]
-    return sorted(dict.fromkeys(ids), key=lambda r: (r[4:19], r))
+    # The journal lists runs by their first entry, which is their start order. Sorting by the
+    # id's timestamp put two runs started in the same second in random (hex suffix) order.
+    return list(dict.fromkeys(ids))
 
 
 def summarize_journal(run_id: str, entries: Iterable[Any], *, check_pid: bool = True) -> RunSummary:

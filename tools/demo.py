@@ -26,7 +26,12 @@ GOAL = "maximize validation accuracy"
 DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
 
 
-def main() -> int:
+def main(folder: Path = DEMO_DIR, max_experiments: int = 20, embedder: str = "default") -> int:
+    """Scaffold ``folder`` afresh and run the agent on it; 0 when the run wrote its report.
+
+    The parameters exist for the test suite (a smaller run, the fast embedder); ``make demo``
+    uses the defaults.
+    """
     from rich.console import Console
 
     from soma.cli import _register, app
@@ -35,24 +40,25 @@ def main() -> int:
     from soma_agent.control import list_runs
 
     console = Console()
-    shutil.rmtree(DEMO_DIR, ignore_errors=True)
-    init_project(DEMO_DIR, example="digits")
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    init_project(folder, example="digits")
     console.rule("Soma demo: the research agent on 8x8 handwritten digits")
     console.print(
-        f"Project scaffolded in [bold]{DEMO_DIR}[/] (soma.toml, data.py, filters/).\n"
-        f'Running: soma agent run "{GOAL}" --max-experiments 20 --project demo\n',
+        f"Project scaffolded in [bold]{folder}[/] (soma.toml, data.py, filters/).\n"
+        f'Running: soma agent run "{GOAL}" --max-experiments {max_experiments} '
+        f"--project {folder.name}\n",
         highlight=False,
     )
     _register()
+    argv = ["agent", "run", GOAL, "--max-experiments", str(max_experiments)]
+    argv += ["--project", str(folder), "--embedder", embedder]
     try:
-        app(
-            ["agent", "run", GOAL, "--max-experiments", "20", "--project", str(DEMO_DIR)],
-            standalone_mode=False,
-        )
+        app(argv, standalone_mode=False)
     except SystemExit as exc:  # typer exits non-zero when the run failed
         if exc.code:
             return int(exc.code)
-    project = load_project(DEMO_DIR)
+    project = load_project(folder)
     kb = KnowledgeBase(project.kb_path, embedder="hashing")  # reading only: no model load
     runs = list_runs(kb)
     if not runs or not runs[-1].report_path:
@@ -64,8 +70,8 @@ def main() -> int:
         f"Best validation accuracy [bold]{run.best_value:.4f}[/] by experiment "
         f"{run.best_experiment_id} after {run.n_experiments} experiments.\n"
         f"Report: [bold]{run.report_path}[/]\n"
-        f"Decision journal: soma agent show {run.run_id} --project demo\n"
-        "Dashboard: soma tui --project demo",
+        f"Decision journal: soma agent show {run.run_id} --project {folder.name}\n"
+        f"Dashboard: soma tui --project {folder.name}",
         highlight=False,
     )
     return 0

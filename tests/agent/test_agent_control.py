@@ -144,6 +144,9 @@ def test_control_validation(tools: Any) -> None:
         send_control(kb, "run-x", "inject")
     with pytest.raises(ValidationError, match=r"hypothesis\.spec"):
         send_control(kb, "run-x", "inject", hypothesis={"statement": "a claim"})
+    with pytest.raises(ValidationError, match=r"hypothesis\.n_trials"):
+        send_control(kb, "run-x", "inject", hypothesis={"statement": "s", "spec": "A()",
+                                                        "n_trials": 0})  # fmt: skip
     with pytest.raises(ValidationError, match="only 'inject'"):
         send_control(kb, "run-x", "pause", hypothesis={"statement": "s", "spec": "A()"})
     with pytest.raises(ValidationError, match="run_id"):
@@ -195,3 +198,14 @@ def test_regression_resume_after_ctrl_c_finishes_with_its_report(tools: Any) -> 
     assert len(recorded) == 3
     with pytest.raises(ValidationError, match="already finished"):
         resume_agent(tools, run_id, tools=tools)
+
+
+def test_regression_runs_started_in_the_same_second_list_in_start_order(tools: Any) -> None:
+    # list_runs sorted by the id's timestamp and then its random suffix, so of two runs
+    # started in one second the later could be listed first (and the TUI watch the wrong one).
+    for run_id in ("run-20260105-090000-ffff", "run-20260105-090000-0000"):
+        tools.kb.journal_append(run_id, 0, "run_started", {"goal": "g", "pid": None})
+    assert [r.run_id for r in list_runs(tools.kb, check_pid=False)] == [
+        "run-20260105-090000-ffff",
+        "run-20260105-090000-0000",
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from agent_helpers import VALID_PROPOSAL, ScriptedServer, anthropic_reply, opena
 from soma.errors import ValidationError
 from soma_agent import make_planner, run_agent
 from soma_agent._budget import PRICES, price_for
+from soma_agent.control import list_runs
 
 GOAL = "maximize validation accuracy"
 
@@ -192,3 +194,82 @@ def test_model_writes_a_filter_and_uses_it(tools: Any, anthropic_env: ScriptedSe
     assert "Clip" in tool_result
     exp = tools.kb.experiments(run_id=result.run_id)[0]
     assert exp.status == "ok" and "Clip(limit=10.0)" in exp.pipeline_summary
+
+
+def _text_reply(text: str) -> Any:
+    status, body, headers = openai_reply("unused", "{}")
+    body["choices"][0]["message"] = {"role": "assistant", "content": text, "tool_calls": None}
+    body["choices"][0]["finish_reason"] = "stop"
+    return status, body, headers
+
+
+def test_openai_compatible_server_without_key(
+    tools: Any, llm_server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A local server (Ollama, vLLM, llama.cpp): no API key, no charge, a 429 retried, and a
+    # proposal given as JSON in plain text (many local models ignore tool calling).
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    limited = (429, {"error": {"message": "busy", "type": "rate_limit"}}, {"retry-after-ms": "20"})
+    llm_server.script = [
+        limited,
+        _text_reply("Here is my proposal:\n" + json.dumps(VALID_PROPOSAL)),
+    ]
+    planner = f"openai-compatible:{llm_server.url}/v1#llama3.1"
+    result = run_agent(tools, GOAL, max_experiments=1, planner=planner, tools=tools)
+    assert result.n_experiments == 1 and result.cost_usd == 0.0
+    hyp = journal(tools, result.run_id, "hypothesis")[0]
+    assert hyp["source"] == "openai-compatible" and hyp["spec"] == VALID_PROPOSAL["spec"]
+    assert journal(tools, result.run_id, "planner_fallback") == []
+    assert "no charge" in journal(tools, result.run_id, "run_started")[0]["price_note"]
+    assert len(llm_server.requests) == 2  # the 429, then the answer
+    body = llm_server.requests[-1]["body"]
+    assert llm_server.requests[-1]["path"] == "/v1/chat/completions"
+    assert body["model"] == "llama3.1" and body["max_tokens"] == 2048
+    assert body["tool_choice"] == "auto"
+    assert {t["function"]["name"] for t in body["tools"]} >= {"propose_hypothesis"}
+
+
+def test_api_errors_fall_back_but_auth_errors_end_the_run(
+    tools: Any, anthropic_env: ScriptedServer
+) -> None:
+    down = (500, {"type": "error", "error": {"type": "api_error", "message": "down"}}, {})
+    anthropic_env.default = lambda body: down
+    result = run_agent(tools, GOAL, max_experiments=1, planner="anthropic:claude-haiku-4-5",
+                       planner_options={"max_retries": 0}, tools=tools)  # fmt: skip
+    (fallback,) = journal(tools, result.run_id, "planner_fallback")
+    assert fallback["reason"].startswith("anthropic API error: InternalServerError")
+    assert result.n_experiments == 1  # the built-in planner took the step
+    denied = (401, {"type": "error", "error": {"type": "authentication_error",
+                                               "message": "bad key"}}, {})  # fmt: skip
+    anthropic_env.default = lambda body: denied
+    with pytest.raises(Exception, match="bad key"):
+        run_agent(tools, GOAL, max_experiments=1, planner="anthropic:claude-haiku-4-5",
+                  planner_options={"max_retries": 0}, tools=tools)  # fmt: skip
+    run = list_runs(tools.kb)[-1]
+    assert run.status == "failed" and "bad key" in run.reason
+
+
+def test_tokens_and_cost_count_for_the_whole_run_across_a_resume(
+    tools: Any, anthropic_env: ScriptedServer
+) -> None:
+    from soma_agent import resume_agent
+    from soma_agent.control import new_run_id
+
+    anthropic_env.default = lambda body: anthropic_reply(
+        "propose_hypothesis", VALID_PROPOSAL, in_tokens=1000, out_tokens=100
+    )
+    run_id = new_run_id()
+
+    def interrupt(entry: dict[str, Any]) -> None:
+        if entry["kind"] == "experiment_result":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_agent(tools, GOAL, max_experiments=2, planner="anthropic:claude-sonnet-4-6",
+                  run_id=run_id, on_entry=interrupt, tools=tools)  # fmt: skip
+    result = resume_agent(tools, run_id, tools=tools)
+    assert result.n_experiments == 2 and len(anthropic_env.requests) == 2
+    assert result.cost_usd == pytest.approx(2 * (1000 * 3e-6 + 100 * 15e-6))
+    report = Path(result.report_path or "").read_text(encoding="utf-8")
+    assert "LLM usage: 2000 input + 200 output tokens, $0.0090 of the $1.00 budget" in report

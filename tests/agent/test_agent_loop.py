@@ -12,7 +12,7 @@ from agent_helpers import kinds
 from soma.errors import ValidationError
 from soma.project import init_project
 from soma_agent import run_agent
-from soma_agent.control import list_runs, run_status
+from soma_agent.control import list_runs, new_run_id, run_status, send_control
 from soma_mcp.tools import ToolContext
 
 GOAL = "maximize validation accuracy"
@@ -58,6 +58,13 @@ def test_loop_improves_journals_and_reports(tools: Any) -> None:
     assert len(experiments) == 8
     assert {e.origin for e in experiments} == {"agent"}
     assert all(e.verdict in ("supported", "refuted", "inconclusive") for e in experiments)
+    # Verdicts compare with a reference experiment against a noise threshold; once the line
+    # has three results, the threshold comes from their spread.
+    verdicts = [e.payload for e in kb.journal(result.run_id, kinds="verdict")]
+    assert verdicts[0]["reference_id"] is None and verdicts[0]["verdict"] == "inconclusive"
+    for v in verdicts[1:]:
+        assert v["reference_id"].startswith("exp-") and v["threshold"] > 0, v
+    assert "noise of the line's 7 results" in verdicts[-1]["reason"]
     values = [e.metrics["accuracy"] for e in experiments]
     assert max(values) > values[0]  # improved over the first draft
     assert result.best_value == pytest.approx(max(values))
@@ -68,6 +75,13 @@ def test_loop_improves_journals_and_reports(tools: Any) -> None:
     for e in experiments:
         assert e.id in report
     assert f"**{result.best_value:.4f}**" in report
+    assert f"Goal: **{GOAL}**" in report and "## Answer" in report
+    # Every result the agent's own part quotes sits next to the experiment it comes from.
+    own = report.split("\n---\n", 1)[0]
+    quoted = [ln for ln in own.splitlines() if re.search(r"\d\.\d{3}", ln)]
+    assert len(quoted) >= 9  # the answer and one table row per experiment
+    for ln in quoted:
+        assert re.search(r"exp-[0-9a-z]+", ln), ln
     summary = run_status(kb, result.run_id)
     assert summary.status == "completed" and summary.n_experiments == 8
     assert [r.run_id for r in list_runs(kb)] == [result.run_id]
@@ -93,8 +107,10 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
 def test_run_ids_and_experiments_are_linked(tools: Any) -> None:
     result = run_agent(tools, GOAL, max_experiments=3, tools=tools)
     assert re.fullmatch(r"run-\d{8}-\d{6}-[0-9a-f]{4}", result.run_id)
-    for e in tools.kb.experiments(run_id=result.run_id):
-        assert result.run_id in e.tags
+    hypotheses = [e.payload for e in tools.kb.journal(result.run_id, kinds="hypothesis")]
+    for e, h in zip(tools.kb.experiments(run_id=result.run_id), hypotheses, strict=True):
+        assert result.run_id in e.tags and f"{result.run_id}:{h['id']}" in e.tags
+        assert e.hypothesis == h["statement"] and e.action == h["action"]
         assert e.idempotency_key.startswith(f"{result.run_id}/it")
 
 
@@ -112,3 +128,55 @@ def test_bad_settings_name_the_field(tools: Any) -> None:
         run_agent(tools, "  ", tools=tools)
     with pytest.raises(ValidationError, match="planner"):
         run_agent(tools, GOAL, planner="gemini:pro", tools=tools)
+
+
+TUNE = {
+    "statement": "Tuning LogReg's C beats its default on scaled pixels.",
+    "spec": "StandardScale() >> LogReg()",
+    "action": "tune",
+    "n_trials": 3,
+}
+
+
+def test_tune_runs_a_study_and_counts_every_trial(tools: Any) -> None:
+    run_id = new_run_id()
+    send_control(tools.kb, run_id, "inject", hypothesis=TUNE)
+    result = run_agent(tools, GOAL, max_experiments=4, run_id=run_id, tools=tools)
+    first = tools.kb.journal(run_id, kinds="experiment_result")[0].payload
+    assert first["study"] == f"{run_id}-it1" and first["n_recorded"] == 3
+    trials = [tools.kb.get(i) for i in first["trial_ids"]]
+    assert len(trials) == 3 and {t.run_id for t in trials} == {run_id}
+    assert {t.action for t in trials} == {"tune"}
+    assert first["value"] == max(t.metrics["accuracy"] for t in trials)
+    verdict = tools.kb.journal(run_id, kinds="verdict")[0].payload
+    assert verdict["experiment_id"] == first["experiment_id"]
+    assert result.n_experiments == 4 and len(tools.kb.experiments(run_id=run_id)) == 4
+
+
+def test_regression_study_resumed_after_a_kill_runs_only_the_missing_trials(tools: Any) -> None:
+    # A run killed during a study had recorded some trials under the iteration's study name;
+    # the resumed iteration used to run all n_trials again and count only the new ones.
+    from soma_mcp.tools import RunStudyInput, run_study
+
+    run_id = new_run_id()
+    line = tools.resolve_line(None).name
+    run_study(
+        tools,
+        RunStudyInput(spec=TUNE["spec"], n_trials=2, research_line=line, seed=0,
+                      name=f"{run_id}-it1"),
+    )  # fmt: skip
+    send_control(tools.kb, run_id, "inject", hypothesis=TUNE)
+    result = run_agent(tools, GOAL, max_experiments=3, run_id=run_id, tools=tools)
+    first = tools.kb.journal(run_id, kinds="experiment_result")[0].payload
+    assert first["n_recorded"] == 3 and len(first["trial_ids"]) == 3
+    assert len(tools.kb.experiments(line=line)) == 3  # one more trial, nothing else
+    assert result.n_experiments == 3 and "experiment budget" in result.reason
+
+
+def test_iteration_limit_stops_the_run(tools: Any) -> None:
+    result = run_agent(tools, GOAL, max_experiments=5, max_iterations=2, patience=None,
+                       tools=tools)  # fmt: skip
+    assert result.reason == "iteration limit reached (2)" and result.status == "completed"
+    assert result.iterations == 2 and result.n_experiments == 2
+    decisions = [e.payload for e in tools.kb.journal(result.run_id, kinds="decision")]
+    assert decisions[-1] == {"continue": False, "reason": "iteration limit reached (2)"}

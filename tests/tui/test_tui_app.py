@@ -142,3 +142,30 @@ async def test_empty_then_concurrently_written_kb(tmp_path: Path, embedder) -> N
             stop.set()
             thread.join(timeout=60)
         assert app.last_error is None
+
+
+async def test_detail_pane_and_status_colours(seeded_kb, embedder) -> None:
+    path, ids = seeded_kb
+    app = SomaApp(path, embedder=embedder, poll_interval=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one("#experiments-table", ExperimentsTable)
+        await wait_until(pilot, lambda: table.row_count == len(PREP_VALUES), what="experiments")
+        styles = {
+            str(table.get_cell(key, "name")): table.get_cell(key, "status").style
+            for key in table.rows
+        }
+        assert styles["prep-3"] == "bold red" and styles["prep-5"] == "green"
+        await pilot.press("f", *"verdict:supported", "enter")
+        assert _cells(table, "name") == ["prep-5"]
+        text = _detail_text(app)
+        for expected in (
+            "PCA with 32 components",  # hypothesis
+            "pipeline: Chain",
+            "PCA(n_components=32)",
+            "param pca.n_components = 32",
+            "metric accuracy = 0.9 (primary)",
+            f"parent prep-4 ({ids['preprocessing'][4]})",
+            "action tune",
+            "verdict supported",
+        ):
+            assert expected in text, expected

@@ -77,3 +77,21 @@ def test_tui_refuses_an_unknown_embedder(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "--embedder: expected default, minilm or hashing" in result.output
+
+
+def test_tui_project_opens_its_kb_and_can_start_runs(tmp_path: Path, monkeypatch) -> None:
+    import soma_tui
+
+    from soma.project import init_project, load_project
+
+    root = init_project(tmp_path / "proj", example="digits")
+    calls: list[tuple[Path, dict[str, object]]] = []
+    monkeypatch.setattr(soma_tui, "run", lambda kb, **kw: calls.append((kb, kw)))
+    _register()
+    result = CliRunner().invoke(
+        app, ["tui", "--project", str(root), "--embedder", "hashing"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    ((kb_path, options),) = calls
+    assert kb_path == Path(load_project(root).kb_path)
+    assert options == {"project_root": Path(load_project(root).root), "embedder": "hashing"}

@@ -99,7 +99,14 @@ async def test_every_screen_renders(seeded_kb, embedder, tmp_path: Path, size) -
         texts = {
             "lines": ["preprocessing", "regularisation", "accuracy ↑"],
             "experiments": ["prep-8", "StandardScale()"],
-            "agent": [RUN_ID, "awaiting approval", "ZCA whitening before PCA"],
+            "agent": [
+                RUN_ID,
+                "awaiting approval",
+                "ZCA whitening before PCA",
+                "iteration 1",
+                "experiments 9/10",
+                "spent $0.0000/$1.00",  # budget used
+            ],
             "search": ["score"],
         }
         for tab, selectors in panes.items():
