@@ -32,6 +32,8 @@ import types
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from soma._pyast import AST_LOCK
+
 if TYPE_CHECKING:
     from soma.graph import Graph
 
@@ -154,9 +156,6 @@ def _feed_array(h: Any, np: Any, arr: Any) -> None:
 
 _class_cache: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 _class_lock = threading.Lock()
-# CPython 3.11's ast module is not thread-safe: parsing from several runtime threads at
-# once fails with "SystemError: AST constructor recursion depth mismatch".
-_ast_lock = threading.Lock()
 
 
 def class_fingerprint(cls: type) -> str:
@@ -195,7 +194,7 @@ def _function_code(func: types.FunctionType) -> str:
 
 
 def _source_digest(source: str) -> str:
-    with _ast_lock:
+    with AST_LOCK:  # see soma._pyast: the ast module is not thread-safe
         dump = _normalized_dump(ast.parse(textwrap.dedent(source)))
     return hashlib.sha256(dump.encode()).hexdigest()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from soma.errors import ProjectError
 from soma_mcp._context import ToolContext
@@ -27,13 +28,24 @@ from soma_mcp._safe_write import (
     write_atomically,
 )
 
-__all__ = ["filter_entries", "list_filters", "read_filter_source", "write_filter_source"]
+__all__ = [
+    "filter_entries",
+    "filter_source_uri",
+    "list_filters",
+    "read_filter_source",
+    "write_filter_source",
+]
 
 #: Filters shown by list_filters before the list is summarised.
 LIST_LIMIT = 40
 #: Characters of source returned by read_filter_source before it is cut.
 SOURCE_LIMIT = 60_000
 FILTERS_RESOURCE = "soma://filters"
+
+
+def filter_source_uri(rel: str) -> str:
+    """``soma://filters/<file>``: the whole source of a file of the filters folder."""
+    return f"{FILTERS_RESOURCE}/{quote(rel, safe='')}"
 
 
 def filter_entries(ctx: ToolContext, name_contains: str | None = None) -> list[FilterEntry]:
@@ -110,6 +122,7 @@ def read_filter_source(ctx: ToolContext, inp: ReadFilterSourceInput) -> ReadFilt
         end_line=end,
         total_lines=source.count("\n") + (0 if source.endswith("\n") else 1),
         truncated=truncated,
+        resource_uri=filter_source_uri(target.rel) if truncated else None,
     )
 
 

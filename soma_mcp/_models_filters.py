@@ -91,12 +91,15 @@ class ReadFilterSourceOutput(ToolOutput):
     end_line: int | None = Field(None, description="Last line of the class (1-based).")
     total_lines: int
     truncated: bool = False
+    resource_uri: str | None = Field(
+        None, description="soma:// resource with the whole file (when the source was cut)."
+    )
 
     def render(self) -> str:
         where = ""
         if self.filter:
             where = f" — class {self.filter} at lines {self.start_line}-{self.end_line}"
-        cut = "\n(file cut: too long to show whole)" if self.truncated else ""
+        cut = f"\n(file cut: read {self.resource_uri} for all of it)" if self.truncated else ""
         return (
             f"{self.file} ({self.total_lines} lines){where}\n\n```python\n{self.source}\n```{cut}"
         )

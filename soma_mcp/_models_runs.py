@@ -50,7 +50,9 @@ class RunPipelineInput(ToolInput):
     name: str | None = Field(None, description="Short experiment name (default: the pipeline).")
     parent_id: str | None = Field(None, description="Experiment this one derives from.")
     action: Action = Field("manual", description="Why it was run: draft, improve, debug, ...")
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(
+        default_factory=list, description="Labels to find it by later, e.g. ['baseline', 'pca']."
+    )
     seed: int | None = Field(
         None, description="Random seed: sets numpy/random and every 'seed'/'random_state' param."
     )
@@ -102,11 +104,17 @@ class RunPipelineOutput(ToolOutput):
 class SpaceSpec(Record):
     """A search space: low/high (ints give an int range; log=True for a log scale) or choices."""
 
-    low: int | float | None = None
-    high: int | float | None = None
-    log: bool = False
-    step: int | float | None = None
-    choices: list[Any] | None = None
+    low: int | float | None = Field(
+        None, description="Lower bound (inclusive); two ints make an integer range."
+    )
+    high: int | float | None = Field(None, description="Upper bound (inclusive).")
+    log: bool = Field(False, description="Sample on a log scale (low must be > 0).")
+    step: int | float | None = Field(
+        None, description="Grid step inside [low, high]; needed by the grid sampler."
+    )
+    choices: list[Any] | None = Field(
+        None, description="A list of values to choose from, instead of low/high."
+    )
 
 
 class RunStudyInput(ToolInput):
@@ -181,27 +189,41 @@ class RecordExperimentInput(ToolInput):
         description="Existing experiment to update; then only verdict, notes and tags may be "
         "given (plus metrics/status to complete a running one).",
     )
-    name: str | None = None
-    hypothesis: str | None = None
+    name: str | None = Field(
+        None, description="Short experiment name (default: the hypothesis or pipeline)."
+    )
+    hypothesis: str | None = Field(None, description="What the experiment tested, in a sentence.")
     research_line: str | None = Field(None, description=_LINE_HELP)
-    pipeline_spec: str | dict[str, Any] | None = None
-    params: dict[str, Any] | None = None
+    pipeline_spec: str | dict[str, Any] | None = Field(
+        None, description="The pipeline that ran, as a spec string or JSON object (free form)."
+    )
+    params: dict[str, Any] | None = Field(
+        None, description="Hyperparameters as {'node.param': value}, e.g. {'pca.n_components': 16}."
+    )
     metrics: dict[str, float] | None = Field(
         None, description="Metric values by name; should include the line's metric."
     )
-    status: Status | None = None
-    error: str | None = None
-    parent_id: str | None = None
-    action: Action | None = None
-    tags: list[str] | None = None
-    notes: str | None = None
-    seed: int | None = None
+    status: Status | None = Field(
+        None,
+        description="ok, failed, pruned or running (default: ok when metrics are given, else "
+        "running).",
+    )
+    error: str | None = Field(None, description="What went wrong, for a failed experiment.")
+    parent_id: str | None = Field(None, description="Experiment this one derives from.")
+    action: Action | None = Field(
+        None, description="Why it was run: draft, improve, debug, ablate, tune or manual."
+    )
+    tags: list[str] | None = Field(None, description="Labels to find it by later.")
+    notes: str | None = Field(None, description="Free-text notes, e.g. the reason for a verdict.")
+    seed: int | None = Field(None, description="Random seed the run used, if any.")
     verdict: Literal["supported", "refuted", "inconclusive"] | None = Field(
         None, description="Conclusion about the hypothesis."
     )
-    duration_s: float | None = Field(None, ge=0)
-    idempotency_key: str | None = None
-    origin: Origin = "mcp"
+    duration_s: float | None = Field(None, ge=0, description="How long it ran, in seconds.")
+    idempotency_key: str | None = Field(
+        None, description="Re-sending the same key returns the first record instead of a copy."
+    )
+    origin: Origin = Field("mcp", description="Who ran it: python, cli, mcp, agent or study.")
 
     @model_validator(mode="after")
     def _update_fields_only(self) -> RecordExperimentInput:
@@ -221,7 +243,10 @@ class RecordExperimentInput(ToolInput):
 class RecordExperimentOutput(ToolOutput):
     experiment_id: str
     research_line: str
-    created: bool = Field(description="False when an existing experiment was updated.")
+    created: bool = Field(
+        description="False when an existing experiment was updated, or when its "
+        "idempotency_key had been recorded before (the earlier record is returned)."
+    )
     status: str
     value: float | None = Field(None, description="The line's metric, if recorded.")
     verdict: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 import traceback
@@ -27,6 +28,8 @@ _RUNTIME_DIRS = (
     str(Path(__file__).resolve().parent),
 )
 _SKIPPED_FRAMES = ("concurrent/futures", "threading.py", "contextvars")
+#: Frames nearest the raise that a shortened traceback always keeps.
+_RAISE_FRAMES = 3
 
 
 def build_graph(
@@ -86,18 +89,38 @@ def metric_for_line(ctx: ToolContext, line: Any) -> Any:
     )
 
 
-def user_traceback(exc: BaseException, *, max_frames: int = 8) -> str:
-    """The useful end of a traceback: the frames of user code (not Soma's), then the error."""
+def user_traceback(exc: BaseException, *, root: Path | None = None, max_frames: int = 8) -> str:
+    """The useful end of a traceback: the frames of user code (not Soma's), then the error.
+
+    When more than ``max_frames`` remain, the frames nearest the raise are kept together
+    with the last frames inside the project ``root`` (the code the user can fix), which a
+    deep library stack would otherwise push out; a marker says how many were left out.
+    """
     frames = traceback.extract_tb(exc.__traceback__)
     own = [
         f
         for f in frames
         if not f.filename.startswith(_RUNTIME_DIRS)
         and not any(s in f.filename for s in _SKIPPED_FRAMES)
-    ]
-    chosen = (own or list(frames))[-max_frames:]
+    ] or list(frames)
+    keep = set(range(len(own)))
+    if len(own) > max_frames:
+        tail = min(_RAISE_FRAMES, max_frames)
+        keep = set(range(len(own) - tail, len(own)))
+        prefix = str(root.resolve()) + os.sep if root is not None else None
+        mine = [
+            i
+            for i in range(len(own) - tail)
+            if prefix is not None and os.path.abspath(own[i].filename).startswith(prefix)
+        ]
+        keep.update(mine[-(max_frames - tail) :] if max_frames > tail else [])
     lines = ["Traceback (most recent call last, user code):"]
-    lines.extend(line.rstrip("\n") for line in traceback.format_list(chosen))
+    previous = -1
+    for i in sorted(keep):
+        if i != previous + 1:
+            lines.append(f"  ... {i - previous - 1} frame(s) left out ...")
+        lines.extend(line.rstrip("\n") for line in traceback.format_list([own[i]]))
+        previous = i
     lines.extend(line.rstrip("\n") for line in traceback.format_exception_only(exc))
     return "\n".join(lines)
 
@@ -230,7 +253,7 @@ def _failed(
         node, phase, cause = stage, stage, exc
     if isinstance(exc, ProjectError) and stage == "data":
         node, cause = "data", exc.__cause__ or exc
-    tail = user_traceback(cause)
+    tail = user_traceback(cause, root=ctx.root)
     error = f"node {node!r} failed during {phase}: {type(cause).__name__}: {cause}"
     ctx.line_stats.invalidate()
     # Recording is best effort: the original failure is what the caller needs to see.

@@ -45,7 +45,8 @@ def record_experiment(ctx: ToolContext, inp: RecordExperimentInput) -> RecordExp
         raise ToolError(str(exc)) from None
     finally:
         ctx.line_stats.invalidate()
-    return _output(ctx.kb.get(exp_id), created=True)
+    # A different id means the idempotency key was stored before: nothing new was written.
+    return _output(ctx.kb.get(exp_id), created=exp_id == experiment.id)
 
 
 def _experiment(
@@ -55,10 +56,11 @@ def _experiment(
     metrics: dict[str, float],
     summary: str | None,
 ) -> Any:
-    from soma.knowledge import Experiment
+    from soma.knowledge import Experiment, new_experiment_id
 
     now = datetime.now(UTC)
     return Experiment(
+        id=new_experiment_id(),
         name=inp.name or shorten(inp.hypothesis or summary or "manual experiment", 120),
         hypothesis=inp.hypothesis or "",
         line=line.name,

@@ -6,7 +6,9 @@
 * ``soma://lines/{name}/trajectory``: every point of the line's trajectory (JSON);
 * ``soma://lines/{name}/experiments``: every experiment of the line, summarised (JSON);
 * ``soma://reports/{line}``: the line's latest Markdown report (``generate_report`` writes it);
-* ``soma://filters``: the whole filter catalog, with import errors (JSON).
+* ``soma://filters``: the whole filter catalog, with import errors (JSON);
+* ``soma://filters/{file}``: the whole source of a file of the filters folder (``file``
+  percent-encoded, so ``sub%2Fx.py`` for ``sub/x.py``), for sources read_filter_source cut.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from soma_mcp._kb_tools import (
     report_dir,
     trajectory_row,
 )
+from soma_mcp._safe_write import check_filter_path
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -142,3 +145,18 @@ def register_resources(server: MCPServer, ctx: ToolContext) -> None:
     )
     def filters() -> str:
         return _json(ctx.catalog().to_dict())
+
+    @server.resource(
+        "soma://filters/{file}",
+        name="filter_source",
+        description="The whole Python source of one file of the filters folder.",
+        mime_type="text/x-python",
+    )
+    def filter_source(file: str) -> str:
+        try:
+            target = check_filter_path(ctx.project.filters_dir, file, field="file")
+        except ToolError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
+        if not target.path.is_file():
+            raise ResourceNotFoundError(f"no file {target.rel!r} in the filters folder")
+        return target.path.read_text(encoding="utf-8", errors="replace")

@@ -2,14 +2,15 @@
 
 ``check_filter_path`` refuses, before anything touches the disk: absolute paths, ``..``,
 hidden parts, backslashes, names not ending in ``.py`` and any path whose resolved location
-(following symlinks) lies outside the folder. ``write_atomically`` keeps a versioned backup
-of the previous content under ``.soma/backups/`` and replaces the file with a rename, so a
-reader sees the old file or the new one, never half of one.
+(following symlinks) lies outside the folder. ``check_python_source`` compiles the content
+(parser and compiler errors alike) before anything is written. ``backup_file`` keeps a
+numbered copy of the previous content under ``.soma/backups/`` (never overwritten), and
+``write_atomically`` replaces the file with a rename, so a reader sees the old file or the
+new one, never half of one.
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
 import os
 import tempfile
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from soma._pyast import compile_source
 from soma_mcp._errors import ToolError
 
 __all__ = ["SafeTarget", "check_filter_path", "check_python_source", "unified_diff"]
@@ -81,7 +83,9 @@ def check_python_source(content: str, rel: str, *, field: str = "content") -> No
     if size > MAX_SOURCE_BYTES:
         raise ToolError(f"{size} bytes is over the {MAX_SOURCE_BYTES} byte limit", field=field)
     try:
-        ast.parse(content, filename=rel)
+        # compile, not ast.parse: errors such as 'return' outside a function or a duplicate
+        # argument are found by the compiler after parsing, and would only show at import.
+        compile_source(content, rel)
     except SyntaxError as exc:
         line = (exc.text or "").rstrip("\n")
         pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
@@ -90,7 +94,8 @@ def check_python_source(content: str, rel: str, *, field: str = "content") -> No
             f"{pointer}\nNothing was written.",
             field=field,
         ) from None
-    except ValueError as exc:  # e.g. NUL bytes in the source
+    except (ValueError, RecursionError, MemoryError, OverflowError) as exc:
+        # NUL bytes, or nesting too deep for the compiler
         raise ToolError(
             f"{rel} cannot be parsed: {exc}. Nothing was written.", field=field
         ) from None

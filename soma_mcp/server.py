@@ -158,13 +158,16 @@ def serve_http(
 ) -> None:
     """Serve streamable HTTP at ``http://host:port/mcp``, requiring ``Bearer <token>``.
 
-    Without ``token`` a random one is generated. ``announce(url, token, generated)`` is
-    called once before serving (default: print both to stderr).
+    Without ``token`` (or with an empty one) a random one is generated.
+    ``announce(url, token, generated)`` is called once before serving (default: print both
+    to stderr).
     """
     import uvicorn
 
     server = create_server(project)
-    generated = token is None
+    # An empty token (e.g. SOMA_MCP_TOKEN="") counts as none: one is generated *and shown*,
+    # or nobody could ever connect.
+    generated = not token
     token = token or generate_token()
     app = BearerTokenMiddleware(server.streamable_http_app(host=host), token)
     url = f"http://{_url_host(host)}:{port}/mcp"

@@ -72,9 +72,9 @@ class PathsConfig(BaseModel):
 
     model_config = _STRICT
 
-    kb: str = ".soma/kb.sqlite"
-    cache: str = ".soma/cache"
-    optuna: str = ".soma/optuna.sqlite"
+    kb: str = Field(default=".soma/kb.sqlite", min_length=1)
+    cache: str = Field(default=".soma/cache", min_length=1)
+    optuna: str = Field(default=".soma/optuna.sqlite", min_length=1)
 
 
 class AgentConfig(BaseModel):
@@ -144,6 +144,12 @@ def _describe_error(err: Any, metric_was_table: bool) -> str:
         return f"{where}unknown key {key!r}{hint}; known keys: {', '.join(known)}"
     if kind == "missing":
         return f"{where.rstrip(': ')}: missing required key"
+    if loc == ["metric"] and kind in ("list_type", "too_short"):
+        # The list is our normalised form; the user wrote a table or an array of tables.
+        return (
+            f"{where}expected a [metric] table or [[metric]] tables with at least a name, "
+            f"got {_short(err.get('input'))}"
+        )
     message = str(err["msg"])
     message = message.removeprefix("Value error, ").replace("Input should be ", "expected ")
     message = re.sub(r"a valid dictionary or instance of \w+", "a table", message)
@@ -187,11 +193,13 @@ def parse_ref(value: str, key: str) -> tuple[str, str]:
     return match["file"], match["func"]
 
 
-def project_relative(root: Path, value: str, key: str) -> Path:
+def project_relative(root: Path, value: str, key: str, *, allow_root: bool = True) -> Path:
     """``root / value`` after checking that ``value`` stays inside the project.
 
     The check is lexical (no symlink resolution), so a ``.soma`` that is a symlink to a
-    bigger disk still works, while ``/abs`` or ``../x`` are refused.
+    bigger disk still works, while ``/abs`` or ``../x`` are refused. ``allow_root=False``
+    also refuses the project folder itself (``"."``, ``"a/.."``): a state file or cache
+    there would land on top of the user's own files.
     """
     posix = value.replace("\\", "/")
     normal = posixpath.normpath(posix)
@@ -199,5 +207,10 @@ def project_relative(root: Path, value: str, key: str) -> Path:
         raise ProjectError(
             f"{CONFIG_FILE}: {key}: expected a path inside the project (relative, "
             f"without leading '..'), got {value!r}"
+        )
+    if normal == "." and not allow_root:
+        raise ProjectError(
+            f"{CONFIG_FILE}: {key}: expected a path below the project folder "
+            f"(e.g. '.soma/...'), not the folder itself, got {value!r}"
         )
     return root / normal

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from soma._pyast import parse as parse_python
 from soma.errors import ProjectError
 from soma.filter import Filter
 from soma.project._imports import (
@@ -221,7 +222,7 @@ def _info(cls: type[Filter], rel: str, lines: dict[str, int]) -> FilterInfo:
 
 def _class_lines(text: str) -> dict[str, int]:
     try:
-        tree = ast.parse(text)
+        tree = parse_python(text)
     except (SyntaxError, ValueError):
         return {}
     return {node.name: node.lineno for node in tree.body if isinstance(node, ast.ClassDef)}

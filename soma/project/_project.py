@@ -28,9 +28,10 @@ class Project:
         self.filters_dir = _inside(root, config.filters, "filters")
         data_file, self.data_function = parse_ref(config.data, "data")
         self.data_path = _inside(root, data_file, "data")
-        self.kb_path = _inside(root, config.paths.kb, "[paths] kb")
-        self.cache_dir = _inside(root, config.paths.cache, "[paths] cache")
-        self.optuna_path = _inside(root, config.paths.optuna, "[paths] optuna")
+        paths = config.paths
+        self.kb_path = _inside(root, paths.kb, "[paths] kb", allow_root=False)
+        self.cache_dir = _inside(root, paths.cache, "[paths] cache", allow_root=False)
+        self.optuna_path = _inside(root, paths.optuna, "[paths] optuna", allow_root=False)
 
     @property
     def name(self) -> str:

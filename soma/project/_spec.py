@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from soma._expr import Chain, Fork, chain, fork
+from soma._pyast import parse as parse_python
 from soma.errors import ProjectError
 from soma.filter import Filter
 from soma.project._discover import FilterCatalog, FilterInfo, unknown_filter_message
@@ -182,7 +183,7 @@ def _from_expression(text: str, classes: dict[str, type[Filter]], where: str) ->
         raise ProjectError(f"pipeline spec: {where}empty; {_HINT}")
     source = text.strip()
     try:
-        tree = ast.parse(source, mode="eval")
+        tree = parse_python(source, mode="eval")
     except SyntaxError as exc:
         raise ProjectError(
             f"pipeline spec: {where}invalid syntax at column {exc.offset}: {exc.msg}"

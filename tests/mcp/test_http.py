@@ -34,13 +34,33 @@ HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "app
 
 
 @pytest.fixture(scope="module")
-def http_server(example_project: Path, kit: Any) -> Iterator[str]:
+def http_process(example_project: Path, kit: Any) -> Iterator[tuple[str, Any]]:
+    """`soma mcp --http --port N --token T`, started without --host: the defaults."""
     port = kit.free_port()
     proc = kit.start_http_server(example_project, port, TOKEN)
     try:
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/mcp", proc
     finally:
         kit.stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def http_server(http_process: tuple[str, Any]) -> str:
+    return http_process[0]
+
+
+def test_binds_only_the_loopback_address_by_default(http_process: tuple[str, Any]) -> None:
+    import psutil
+
+    url, proc = http_process
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    listening = [
+        c.laddr
+        for c in psutil.Process(proc.pid).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    ]
+    assert listening, "the server listens on no socket"
+    assert {(addr.ip, addr.port) for addr in listening} == {("127.0.0.1", port)}
 
 
 def test_right_token_lists_and_calls_tools(http_server: str, kit: Any) -> None:
@@ -94,3 +114,21 @@ def test_generated_token_is_printed_and_required(tmp_path: Path, kit: Any) -> No
         assert "soma" in allowed.text  # serverInfo of the initialize result
     finally:
         kit.stop_process(proc)
+
+
+def test_regression_an_empty_token_is_generated_and_shown(
+    example_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SOMA_MCP_TOKEN="" (or --token "") used to make the server generate a token it never
+    # printed, so no client could ever connect.
+    import uvicorn
+
+    from soma_mcp.server import serve_http
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, *a, **k: served.append(self.config))
+    announced: list[tuple[str, str, bool]] = []
+    serve_http(example_project, token="", announce=lambda *args: announced.append(args))
+    [(url, token, generated)] = announced
+    assert generated is True and len(token) >= 32
+    assert url.startswith("http://127.0.0.1:8765/") and served[0].host == "127.0.0.1"

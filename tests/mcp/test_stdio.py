@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from soma_mcp.tools import TOOLS
+
 EXPECTED_TOOLS = {
     "list_filters",
     "read_filter_source",
@@ -44,6 +46,10 @@ def test_lists_exactly_the_13_tools_with_schemas(stdio: Any) -> None:
         assert tool.input_schema["type"] == "object"
         assert tool.output_schema is not None and tool.output_schema["type"] == "object"
     by_name = {t.name: t for t in tools}
+    for name, spec in TOOLS.items():  # the schemas are the pydantic models', as published
+        assert by_name[name].input_schema == spec.input_schema()
+        assert by_name[name].output_schema == spec.output_schema()
+        assert by_name[name].description == spec.description
     assert "spec" in by_name["run_pipeline"].input_schema["required"]
     assert by_name["list_filters"].annotations.read_only_hint is True
 
@@ -202,6 +208,28 @@ def test_failing_filter_names_node_and_records_failed_experiment(
         h["hypothesis"] == "exploder test" and "ZeroDivisionError" in (h["error"] or "")
         for h in hits
     )
+
+
+def test_user_code_printing_to_stdout_does_not_break_the_protocol(stdio: Any) -> None:
+    # stdout is the wire: a stray print (or a C library writing to fd 1) must go elsewhere.
+    source = (
+        "import os\n\nfrom soma import Filter\n\nprint('printed at import')\n\n\n"
+        "class Chatty(Filter):\n"
+        '    """Prints while it works."""\n\n'
+        "    def fit(self, x, y=None):\n"
+        "        print('{not json at all')\n"
+        "        os.write(1, b'raw bytes on fd 1\\n')\n"
+        "        return None\n\n"
+        "    def forward(self, x, state):\n"
+        "        print('forward', len(x))\n"
+        "        return x\n"
+    )
+    wrote = stdio.call("write_filter_source", {"path": "chatty.py", "content": source})
+    assert not wrote.is_error and "Chatty" in wrote.structured_content["filters_in_file"]
+    ran = stdio.call("run_pipeline", {"spec": "Chatty() >> StandardScale() >> LogReg()"})
+    assert not ran.is_error, stdio.text(ran)
+    assert ran.structured_content["value"] > 0.8
+    assert not stdio.call("list_research_lines", {}).is_error
 
 
 def test_resources_and_prompts(stdio: Any, example_project: Path) -> None:

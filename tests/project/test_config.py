@@ -217,3 +217,27 @@ def test_builtin_metrics_compute_their_values(make_project, name, y_true, y_pred
     project = load_project(make_project(f'[metric]\nname = "{name}"\n', name=name))
     assert project.metric(y_true, y_pred) == pytest.approx(expected)
     assert project.score(y_true, y_pred) == {name: pytest.approx(expected)}
+
+
+@pytest.mark.parametrize("key", ["kb", "cache", "optuna"])
+@pytest.mark.parametrize("value", ["", ".", "./", "state/.."])
+def test_regression_state_path_may_not_be_the_project_folder(make_project, key, value):
+    # `cache = ""` used to be accepted and pointed the cache at the project root itself.
+    root = make_project(f'[metric]\nname = "accuracy"\n[paths]\n{key} = "{value}"\n')
+    message = error_of(root)
+    assert message.startswith(f"soma.toml: [paths] {key}: ")
+    assert repr(value) in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3", "expected a [metric] table or [[metric]] tables"),
+        ("[]", "expected a [metric] table or [[metric]] tables"),
+        ("true", "expected a [metric] table or [[metric]] tables"),
+        ('""', "name: String should have at least 1 character"),
+    ],
+)
+def test_metric_of_the_wrong_kind_says_what_is_expected(make_project, value, expected):
+    message = error_of(make_project(f"metric = {value}\n"))
+    assert message.startswith("soma.toml: [metric] ") and expected in message

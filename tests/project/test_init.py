@@ -165,6 +165,40 @@ def test_cli_init_show_filters_and_spec(tmp_path):
     assert bad.exit_code == 1 and "attribute access is not allowed" in bad.output
 
 
+@pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    """Any attempt to open a network connection fails the test (and downloads have nowhere
+    to come from: scikit-learn's data home is an empty folder)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] or kwargs}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    empty = tmp_path / "sklearn-data"
+    empty.mkdir()
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(empty))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    yield
+    assert list(empty.iterdir()) == []  # nothing was fetched into it either
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_cli_init_then_run_at_once_offline(tmp_path, no_network, example):
+    root = tmp_path / example
+    made = runner.invoke(app, ["init", str(root), "--example", example])
+    assert made.exit_code == 0, made.output
+    ran = runner.invoke(
+        app,
+        ["project", "spec", "StandardScale >> LogReg", "-p", str(root), "--run", "--json"],
+    )
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.output)["valid"]["accuracy"] > 0.85
+
+
 def test_cli_reports_broken_projects(make_project):
     root = make_project('[metric]\nname = "accuracy"\ndirection = "maximise"\n')
     result = runner.invoke(app, ["project", "show", "-p", str(root)])
