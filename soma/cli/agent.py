@@ -265,6 +265,15 @@ def inject(
     parent: Annotated[
         str | None, typer.Option("--parent", help="Experiment id to compare against.")
     ] = None,
+    tune: Annotated[
+        int | None,
+        typer.Option(
+            "--tune",
+            min=1,
+            max=50,
+            help="Run a study of N trials over the spec's search spaces instead of one run.",
+        ),
+    ] = None,
     project: ProjectDir = Path("."),
 ) -> None:
     """Queue a hypothesis of your own; the run tests it next (no approval needed)."""
@@ -281,6 +290,8 @@ def inject(
         hypothesis["rationale"] = rationale
     if parent:
         hypothesis["parent_id"] = parent
+    if tune is not None:
+        hypothesis["action"], hypothesis["n_trials"] = "tune", tune
     ctx = _context(project)
     try:
         from soma_agent._hypothesis import ProposedHypothesis
@@ -291,7 +302,7 @@ def inject(
                 statement=statement,
                 spec=spec,
                 params=hypothesis.get("params", {}),
-                action="improve",
+                action=hypothesis.get("action", "improve"),
             ),
             ctx,
         )

@@ -209,3 +209,27 @@ def test_regression_runs_started_in_the_same_second_list_in_start_order(tools: A
         "run-20260105-090000-ffff",
         "run-20260105-090000-0000",
     ]
+
+
+def test_cli_inject_tune_queues_a_study_the_run_carries_out(tools: Any) -> None:
+    from typer.testing import CliRunner
+
+    from soma.cli import _register, app
+
+    _register()
+    run = Background(tools, max_experiments=4, approve=True)
+    run.wait_for("awaiting_approval")
+    result = CliRunner().invoke(
+        app,
+        ["agent", "inject", run.run_id, "TPE tunes KNN's neighbours.", "--spec",
+         "MinMaxScale() >> KNN()", "--tune", "3", "--project", str(tools.project.root)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run.wait_for("injected")
+    control = [e.payload for e in run.kb.journal(run.run_id, kinds="control")][-1]
+    assert control["hypothesis"]["action"] == "tune" and control["hypothesis"]["n_trials"] == 3
+    run.send("veto")  # the pending hypothesis; the injected one runs next, unasked
+    first = run.wait_for("experiment_result")[0].payload
+    assert first["n_recorded"] == 3  # the study's three trials
+    run.send("stop")
+    run.join()
