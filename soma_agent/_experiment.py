@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from soma_agent._history import experiment_value
 from soma_agent._hypothesis import Hypothesis
-from soma_agent._verdict import judge
+from soma_agent._verdict import judge, metric_resolution
 
 if TYPE_CHECKING:
     from soma_agent._loop import AgentLoop, LoopState
@@ -183,6 +183,12 @@ class ExperimentRunner:
 
     # -- judging --------------------------------------------------------------------------------
 
+    def _n_valid(self) -> int | None:
+        try:
+            return len(self.loop.tools.splits().valid[1])
+        except Exception:  # no labels, or data that cannot load: no resolution floor
+            return None
+
     def _judge(self, hyp: Hypothesis, result: dict[str, Any], state: LoopState) -> dict[str, Any]:
         loop = self.loop
         kb = loop.kb
@@ -223,6 +229,7 @@ class ExperimentRunner:
             reference_id=ref_id,
             repeat_values=repeats,
             line_values=line_values,
+            resolution=metric_resolution(loop.metric, self._n_valid()),
         )
         if exp_id:
             from soma_mcp.tools import RecordExperimentInput, record_experiment

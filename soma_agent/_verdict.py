@@ -9,7 +9,9 @@ The rule (also in the README):
   this pipeline (same summary and params, e.g. different seeds) when there are at least two;
   the line's per-experiment noise, ``soma.knowledge.noise_scale`` of its successful results in
   order (a robust estimate from first differences, so neither a steady trend nor a few
-  outliers inflate it) when there are at least three; and 0.1 % of the reference value;
+  outliers inflate it) when there are at least three; the metric's resolution when it is
+  known (for accuracy on ``n`` validation samples, 1.5 / n: a difference of one sample is
+  never an effect); and 0.1 % of the reference value;
 * a hypothesis that expects an improvement is *supported* when ``delta > threshold``,
   *refuted* when ``delta < -threshold``, else *inconclusive*; one that expects no change
   (an ablation) is supported unless the result is worse by more than the threshold; one
@@ -30,7 +32,14 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["RELATIVE_FLOOR", "Verdict", "judge", "noise_threshold"]
+__all__ = [
+    "RELATIVE_FLOOR",
+    "SAMPLE_COUNT_METRICS",
+    "Verdict",
+    "judge",
+    "metric_resolution",
+    "noise_threshold",
+]
 
 #: An effect smaller than this fraction of the reference is never more than noise.
 RELATIVE_FLOOR = 1e-3
@@ -49,11 +58,14 @@ def noise_threshold(
     *,
     repeat_values: Sequence[float] = (),
     line_values: Sequence[float] = (),
+    resolution: tuple[float, str] | None = None,
 ) -> tuple[float, str]:
     """The smallest change that counts as an effect, and how it was derived."""
     from soma.knowledge import noise_scale
 
     candidates = [(RELATIVE_FLOOR * abs(reference) or 1e-12, "0.1% of the reference")]
+    if resolution is not None:
+        candidates.append(resolution)
     if len(repeat_values) >= 2:
         candidates.append(
             (2.0 * statistics.stdev(repeat_values), f"2x std of {len(repeat_values)} repeats")
@@ -76,6 +88,7 @@ def judge(
     reference_id: str | None = None,
     repeat_values: Sequence[float] = (),
     line_values: Sequence[float] = (),
+    resolution: tuple[float, str] | None = None,
 ) -> Verdict:
     """The verdict on one experiment's hypothesis (see the module docstring for the rule)."""
     if status != "ok" or value is None:
@@ -86,7 +99,7 @@ def judge(
     sign = 1.0 if direction == "maximize" else -1.0
     delta = sign * (value - reference)
     threshold, basis = noise_threshold(
-        reference, repeat_values=repeat_values, line_values=line_values
+        reference, repeat_values=repeat_values, line_values=line_values, resolution=resolution
     )
     against = f"reference {reference_id} ({reference:.4g})" if reference_id else f"{reference:.4g}"
     change = (
@@ -105,3 +118,22 @@ def judge(
     if worse:
         return Verdict("refuted", f"opposite of the prediction: {change}", delta, threshold)
     return Verdict("inconclusive", f"within noise: {change}", delta, threshold)
+
+
+#: Metrics that count correct validation samples: their resolution is one sample.
+SAMPLE_COUNT_METRICS = frozenset({"accuracy"})
+
+
+def metric_resolution(metric: str, n_valid: int | None) -> tuple[float, str] | None:
+    """The smallest meaningful change of ``metric`` on ``n_valid`` validation samples.
+
+    >>> metric_resolution("accuracy", 360)
+    (0.004166666666666667, '1.5 validation samples of 360')
+    >>> metric_resolution("rmse", 360) is None
+    True
+    """
+    if metric not in SAMPLE_COUNT_METRICS or not n_valid:
+        return None
+    # 1.5 rather than 1: a one-sample difference must stay below the threshold even after
+    # floating-point rounding.
+    return 1.5 / n_valid, f"1.5 validation samples of {n_valid}"

@@ -165,3 +165,21 @@ def test_failed_experiment_is_refuted_then_debugged(tools: Any) -> None:
     assert second["action"] == "debug" and "Exploder" not in second["spec"]
     assert results[1]["status"] == "ok" and result.n_experiments == 2
     assert tools.kb.get(results[0]["experiment_id"]).verdict == "refuted"
+
+
+def test_regression_one_validation_sample_is_not_an_effect() -> None:
+    # On 359 digits validation samples one sample is 0.28% of accuracy, but the 0.1% floor
+    # called a one-sample difference 'refuted'/'supported'.
+    from soma_agent._verdict import metric_resolution
+
+    one_sample = 1 / 359
+    resolution = metric_resolution("accuracy", 359)
+    assert resolution is not None and "359" in resolution[1]
+    assert judge(0.9749 - one_sample, 0.9749, "maximize", resolution=resolution).verdict == (
+        "inconclusive"
+    )
+    assert judge(0.9749 + 2 * one_sample, 0.9749, "maximize", resolution=resolution).verdict == (
+        "supported"
+    )
+    assert judge(0.9749 - one_sample, 0.9749, "maximize").verdict == "refuted"  # without it
+    assert metric_resolution("mse", 359) is None and metric_resolution("accuracy", 0) is None
