@@ -163,3 +163,32 @@ async def test_command_palette_runs_a_control_command(seeded_kb, embedder) -> No
         entry = kb.journal(RUN_ID, kinds="control")[-1]
     assert entry.payload == {"command": "veto", "by": "tui"}
     assert entry.iteration == 1  # the run's current iteration
+
+
+async def test_inject_form_can_ask_for_a_tune_study(seeded_kb, embedder) -> None:
+    from textual.widgets import Input
+
+    path, _ = seeded_kb
+    app = SomaApp(path, embedder=embedder, poll_interval=0.1)
+    results: list[object] = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = InjectHypothesisScreen(RUN_ID)
+        await app.push_screen(screen, results.append)
+        await pilot.pause(0.1)
+        screen.query_one("#statement", Input).value = "TPE finds a better C"
+        screen.query_one("#spec", Input).value = "StandardScale() >> LogReg()"
+        screen.query_one("#tune", Input).value = "0"
+        screen.action_submit()
+        await pilot.pause()
+        assert app.screen is screen and "tune" in str(screen.query_one("#error").render())
+        screen.query_one("#tune", Input).value = "8"
+        screen.action_submit()
+        await pilot.pause()
+    assert results == [
+        {
+            "statement": "TPE finds a better C",
+            "spec": "StandardScale() >> LogReg()",
+            "action": "tune",
+            "n_trials": 8,
+        }
+    ]

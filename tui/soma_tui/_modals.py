@@ -137,6 +137,8 @@ class InjectHypothesisScreen(_FormScreen):
         yield Input(placeholder='{"log_reg.C": 0.5}', id="params", compact=True)
         yield Label("rationale (optional)")
         yield Input(id="rationale", compact=True)
+        yield Label("tune: trials of a study instead of one run (optional, 1-50)")
+        yield Input(placeholder="e.g. 10", id="tune", type="integer", compact=True)
 
     def collect(self) -> dict[str, Any]:
         hypothesis: dict[str, Any] = {
@@ -148,6 +150,11 @@ class InjectHypothesisScreen(_FormScreen):
             hypothesis["params"] = params
         if self.value("rationale"):
             hypothesis["rationale"] = self.value("rationale")
+        tune = self.value("tune")
+        if tune:
+            if not tune.isdigit() or not 1 <= int(tune) <= 50:
+                raise ValueError(f"tune: expected an integer from 1 to 50, got {tune!r}")
+            hypothesis["action"], hypothesis["n_trials"] = "tune", int(tune)
         return hypothesis
 
 
