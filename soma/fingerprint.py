@@ -33,6 +33,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from soma._pyast import AST_LOCK
+from soma._pyast import parse as parse_python
 
 if TYPE_CHECKING:
     from soma.graph import Graph
@@ -194,8 +195,9 @@ def _function_code(func: types.FunctionType) -> str:
 
 
 def _source_digest(source: str) -> str:
-    with AST_LOCK:  # see soma._pyast: the ast module is not thread-safe
-        dump = _normalized_dump(ast.parse(textwrap.dedent(source)))
+    # The dump walks the tree too, so it stays under the same lock as the parse.
+    with AST_LOCK:
+        dump = _normalized_dump(parse_python(textwrap.dedent(source)))
     return hashlib.sha256(dump.encode()).hexdigest()
 
 
