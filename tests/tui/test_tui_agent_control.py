@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from soma_tui import SomaApp
 from soma_tui._agent_pane import AgentPane
-from soma_tui._modals import InjectHypothesisScreen, StartRunScreen
+from soma_tui._modals import ConfirmScreen, InjectHypothesisScreen, StartRunScreen
 from textual.widgets import Input
 from tui_helpers import wait_until
 
@@ -95,6 +95,8 @@ async def test_keys_pause_resume_approve_veto_inject_and_stop_a_running_agent(pr
             await wait_until(pilot, lambda: watch().awaiting_approval, what="the next hypothesis")
             vetoed = watch().summary.pending_hypothesis["id"]
             await pilot.press("v")
+            assert isinstance(app.screen, ConfirmScreen)  # a veto is confirmed first
+            await pilot.press("y")
             await wait_until(
                 pilot, lambda: "vetoed" in seen_kinds(), what="the agent to journal vetoed"
             )

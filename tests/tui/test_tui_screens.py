@@ -119,7 +119,9 @@ async def test_every_screen_renders(seeded_kb, embedder, tmp_path: Path, size) -
             for text in texts[tab]:
                 # SVG text escapes spaces as &#160;
                 assert text.replace(" ", "&#160;") in content, f"{text!r} not drawn on {tab}"
-        # The footer names the run controls that apply now.
+        # The footer names the run controls that apply now (outside a text field).
+        app.action_show_tab("agent")
+        await pilot.pause(0.1)
         footer = Path(app.save_screenshot(path=str(tmp_path))).read_text()
         for label in ("Pause", "Approve", "Veto", "Inject"):
             assert label in footer
@@ -154,6 +156,8 @@ async def test_command_palette_runs_a_control_command(seeded_kb, embedder) -> No
         await pilot.press(*"veto")
         await pilot.pause(0.5)
         await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await pilot.press("y")
         await wait_until(
             pilot,
             lambda: any(e.kind == "control" for e in pane.state.entries),

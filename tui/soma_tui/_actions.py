@@ -7,6 +7,7 @@ also drives the footer and the command palette.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,17 @@ __all__ = ["TABS", "ControlActions"]
 
 TABS = ("lines", "experiments", "agent", "search")
 _RUN_ACTIONS = frozenset({"pause", "resume", "stop_run", "approve", "veto", "inject"})
+# Each tab's main widget: it takes the focus whenever the tab is shown, so keys typed next go
+# to it and never to the tab strip (from where one-letter bindings would steer the agent).
+TAB_FOCUS = {
+    "lines": "#lines-table",
+    "experiments": "#experiments-table",
+    "agent": "#run-select",
+    "search": "#search-input",
+}
+# One-key bindings: never fired while a text field has the focus, whatever the field does
+# with the key.
+_LETTER_ACTIONS = _RUN_ACTIONS | {"new_run", "search", "filter", "sort", "quit", "show_tab"}
 
 
 class ControlActions(App[None]):
@@ -39,7 +51,11 @@ class ControlActions(App[None]):
     async def poll(self) -> None:
         raise NotImplementedError
 
+    _focus_request: str | None = None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in _LETTER_ACTIONS and self._typing_in_dashboard():
+            return False
         try:
             state = self.query_one("#agent-pane", AgentPane).state
         except NoMatches:
@@ -55,6 +71,11 @@ class ControlActions(App[None]):
         if action == "new_run":
             return self.launcher is not None
         return True
+
+    def _typing_in_dashboard(self) -> bool:
+        # Inputs of the dashboard itself; the command palette and forms have their own focus.
+        focused = self.focused
+        return isinstance(focused, Input) and focused.screen is self.screen_stack[0]
 
     async def _send(self, command: str, hypothesis: dict[str, Any] | None = None) -> int | None:
         state = self.query_one("#agent-pane", AgentPane).state
@@ -80,19 +101,23 @@ class ControlActions(App[None]):
     async def action_approve(self) -> None:
         await self._send("approve")
 
-    async def action_veto(self) -> None:
-        await self._send("veto")
+    def action_veto(self) -> None:
+        self._confirm_then_send("veto", "Veto the pending hypothesis of {run}? (y/n)")
 
     def action_stop_run(self) -> None:
+        self._confirm_then_send("stop", "Stop {run}? (y/n)")
+
+    def _confirm_then_send(self, command: str, question: str) -> None:
+        """Destructive commands ask first: a stray key must not veto or stop a run."""
         state = self.query_one("#agent-pane", AgentPane).state
         if state is None:
             return
 
         async def decided(yes: bool | None) -> None:
             if yes:
-                await self._send("stop")
+                await self._send(command)
 
-        self.push_screen(ConfirmScreen(f"Stop {state.run_id}? (y/n)"), decided)
+        self.push_screen(ConfirmScreen(question.format(run=state.run_id)), decided)
 
     def action_inject(self) -> None:
         state = self.query_one("#agent-pane", AgentPane).state
@@ -125,17 +150,28 @@ class ControlActions(App[None]):
 
         self.push_screen(StartRunScreen(str(self.project_root)), start)
 
-    def action_show_tab(self, tab: str) -> None:
-        if tab in TABS:
-            self.query_one("#tabs", TabbedContent).active = tab
+    def action_show_tab(self, tab: str, focus: str | None = None) -> None:
+        """Show ``tab`` and focus its main widget (or the ``focus`` selector)."""
+        if tab not in TABS:
+            return
+        tabs = self.query_one("#tabs", TabbedContent)
+        self._focus_request = focus
+        if tabs.active == tab:
+            self.focus_tab_widget(tab)
+        else:
+            tabs.active = tab  # its TabActivated message focuses the widget
+
+    def focus_tab_widget(self, tab: str) -> None:
+        target, self._focus_request = self._focus_request or TAB_FOCUS.get(tab), None
+        if target is not None:
+            with contextlib.suppress(NoMatches):
+                self.query_one(target).focus()
 
     def action_search(self) -> None:
-        self.action_show_tab("search")
-        self.query_one("#search-input", Input).focus()
+        self.action_show_tab("search", focus="#search-input")
 
     def action_filter(self) -> None:
-        self.action_show_tab("experiments")
-        self.query_one("#filter", Input).focus()
+        self.action_show_tab("experiments", focus="#filter")
 
     def action_sort(self) -> None:
         self.action_show_tab("experiments")

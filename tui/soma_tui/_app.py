@@ -153,6 +153,7 @@ class SomaApp(ControlActions):
         self._render_status_bar()
         self.set_interval(self.poll_interval, self.poll)
         self.call_after_refresh(self.poll)
+        self.focus_tab_widget("lines")  # arrow keys work at once, not only after Tab
 
     def on_unmount(self) -> None:
         self.reader.close()
@@ -305,6 +306,11 @@ class SomaApp(ControlActions):
             self.query_one("#status-bar", Static).update(text)
 
     # -- events from the panes ---------------------------------------------------------------
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id is not None:
+            self.focus_tab_widget(event.pane.id)
+
     @on(LinesTable.LineSelected)
     async def _line_selected(self, event: LinesTable.LineSelected) -> None:
         if self.detail is None or self.detail.line.name != event.name:
