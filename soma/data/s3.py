@@ -1,0 +1,178 @@
+"""``S3Store``: objects under a bucket prefix on AWS S3 or any S3-compatible server
+(MinIO, Backblaze B2, moto), through ``s3fs``.
+
+Credentials come from the arguments or the usual environment variables
+(``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``; the endpoint from
+``AWS_ENDPOINT_URL``). They are never part of a repr, a URL or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from soma.data._blob import BlobStore
+from soma.data._errors import (
+    StoreAuthError,
+    StoreError,
+    StoreUnreachableError,
+    require,
+)
+from soma.errors import ValidationError
+
+__all__ = ["S3Store", "s3_options"]
+
+_AUTH_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "403")
+
+
+def s3_options(
+    *,
+    key: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    timeout_s: float = 10.0,
+) -> dict[str, Any]:
+    """``s3fs.S3FileSystem`` keyword arguments from explicit values or the environment."""
+    key = key if key is not None else os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = secret if secret is not None else os.environ.get("AWS_SECRET_ACCESS_KEY")
+    token = token if token is not None else os.environ.get("AWS_SESSION_TOKEN")
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    options: dict[str, Any] = {
+        "key": key,
+        "secret": secret,
+        "token": token,
+        "endpoint_url": endpoint_url,
+        # One attempt and short timeouts: an unreachable endpoint is an error in seconds,
+        # not after botocore's minutes of retries.
+        "config_kwargs": {
+            "retries": {"max_attempts": 1, "mode": "standard"},
+            "connect_timeout": timeout_s,
+            "read_timeout": timeout_s,
+        },
+        "skip_instance_cache": True,
+        "use_listings_cache": False,
+    }
+    if region:
+        options["client_kwargs"] = {"region_name": region}
+    return options
+
+
+def translate_s3_error(
+    store: str, exc: Exception, key: str | None, secrets: tuple[str, ...]
+) -> StoreError:
+    """One StoreError subclass for a botocore/s3fs/aiohttp failure, with secrets masked."""
+
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    text = scrub(f"{type(exc).__name__}: {exc}")
+    chain = f"{text} {scrub(repr(exc.__cause__ or exc.__context__ or ''))}"
+    if isinstance(exc, PermissionError) or any(code in chain for code in _AUTH_CODES):
+        return StoreAuthError(store, key, f"credentials refused ({text})")
+    if any(word in chain for word in _UNREACHABLE):
+        return StoreUnreachableError(store, key, f"endpoint unreachable ({text})")
+    return StoreError(store, key, text)
+
+
+_UNREACHABLE = (
+    "EndpointConnectionError",
+    "Could not connect",
+    "ConnectTimeout",
+    "Connection refused",
+    "ClientConnectorError",
+    "ConnectionError",
+    "Cannot connect",
+)
+
+
+class S3Store(BlobStore):
+    """Objects under ``s3://bucket/prefix``."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        key: str | None = None,
+        secret: str | None = None,
+        token: str | None = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        timeout_s: float = 10.0,
+        create_bucket: bool = False,
+    ) -> None:
+        s3fs = require("s3fs", "S3Store", "s3")
+        if not isinstance(bucket, str) or len(bucket) < 3 or "/" in bucket:
+            raise ValidationError(
+                "bucket", f"expected an S3 bucket name (>= 3 chars), got {bucket!r}"
+            )
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.options = s3_options(
+            key=key,
+            secret=secret,
+            token=token,
+            endpoint_url=endpoint_url,
+            region=region,
+            timeout_s=timeout_s,
+        )
+        self._secrets = tuple(
+            s for s in (self.options["key"], self.options["secret"], self.options["token"]) if s
+        )
+        self.endpoint_url = self.options["endpoint_url"]
+        self.fs = s3fs.S3FileSystem(**self.options)
+        self.fs.retries = 1  # s3fs retries some errors itself, five times by default
+        self.url = f"s3://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        self._lock = threading.Lock()
+        self.reads = 0  # GET requests made (whole objects and ranges): a test's remote counter
+        if create_bucket and not self._call(self.fs.exists, None, bucket):
+            self._call(self.fs.mkdir, None, bucket)
+
+    def __repr__(self) -> str:
+        where = f", endpoint={self.endpoint_url}" if self.endpoint_url else ""
+        return f"S3Store({self.url}{where})"
+
+    def _full(self, path: str) -> str:
+        return f"{self.bucket}/{self.prefix}/{path}" if self.prefix else f"{self.bucket}/{path}"
+
+    def _call(self, func: Any, key: str | None, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FileNotFoundError:
+            if key is None:
+                raise StoreError(repr(self), None, f"bucket {self.bucket!r} not found") from None
+            raise self._missing(key) from None
+        except Exception as exc:
+            raise self._translate(exc, key) from None
+
+    def _translate(self, exc: Exception, key: str | None) -> StoreError:
+        return translate_s3_error(repr(self), exc, key, self._secrets)
+
+    def _read(self, path: str, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        with self._lock:
+            self.reads += 1
+        return self._call(self.fs.cat_file, key, self._full(path), start=start, end=end)
+
+    def _write(self, path: str, key: str, data: bytes) -> None:
+        self._call(self.fs.pipe_file, key, self._full(path), data)  # one PUT: atomic on S3
+
+    def _exists(self, path: str, key: str) -> bool:
+        return bool(self._call(self.fs.exists, key, self._full(path)))
+
+    def _delete(self, path: str, key: str) -> None:
+        self._call(self.fs.rm_file, key, self._full(path))
+
+    def _list(self, prefix: str) -> list[str]:
+        root = self._full("")
+        try:
+            found = self._call(self.fs.find, None, root)
+        except StoreError:
+            if not self._call(self.fs.exists, None, self.bucket):
+                raise
+            return []
+        return [p[len(root) :] for p in found if p[len(root) :].startswith(prefix)]

@@ -1,0 +1,92 @@
+"""LocalStore: round trips, atomic writes, content addressing, ranged reads, corruption."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soma.data import DataRef, LocalStore, StoreCorruptError, StoreError, StoreKeyError, open_store
+from soma.errors import ValidationError
+
+
+def test_every_value_kind_round_trips(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    values = [np.eye(3, dtype=np.float16), {"a": [1, None]}, [1.5], "s", b"\x00", (1, 2), {3}]
+    for value in values:
+        ref = store.put(value)
+        back = store.get(ref.key)
+        assert type(back) is type(value)
+        assert np.array_equal(back, value) if isinstance(value, np.ndarray) else back == value
+    kinds = sorted(store.meta(k).kind for k in store.keys(""))
+    assert kinds == ["array", "bytes", "json", "json", "json", "pickle", "pickle"]
+
+
+def test_writes_leave_no_partial_files(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put(np.zeros(10), "a/b")
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["b.data", "b.meta.json"]
+
+
+def test_bad_keys_are_refused(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    for key in ["../x", "/abs", "a//b", "x.meta.json", "", "sp ace"]:
+        with pytest.raises(ValidationError, match="key"):
+            store.put(1, key)
+
+
+def test_get_rows_of_lists_and_arrays(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put(list(range(10)), "l")
+    assert store.get_rows("l", 8, 5) == [8, 9]
+    store.put(np.arange(10), "a")
+    assert store.get_rows("a", 10, 3).shape == (0,)
+    with pytest.raises(ValidationError, match="start"):
+        store.get_rows("a", -1, 2)
+
+
+def test_truncated_payload_is_detected(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put(np.arange(100), "t")
+    with open(tmp_path / "t.data", "r+b") as handle:
+        handle.truncate(50)
+    with pytest.raises(StoreCorruptError, match="'t'"):
+        store.get("t")
+
+
+def test_a_ref_refuses_an_object_replaced_after_it_was_taken(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    ref = store.put([1, 2], "k")
+    store.put([3, 4], "k")
+    with pytest.raises(StoreError, match="changed since the reference"):
+        ref.resolve()
+
+
+def test_refs_serialise_and_resolve_in_another_store_object(tmp_path: Path) -> None:
+    ref = LocalStore(tmp_path).put(np.arange(20.0).reshape(10, 2), "x")
+    text = ref.model_dump_json()
+    back = DataRef.model_validate_json(text)
+    assert back == ref and "x" in repr(back) and "(10, 2)" in repr(back)
+    np.testing.assert_array_equal(back[2:4].resolve(), [[4, 5], [6, 7]])
+    assert back[2:4].cache_key != back.cache_key
+    assert open_store(tmp_path.as_uri()) is open_store(str(tmp_path))
+
+
+def test_missing_key(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    with pytest.raises(StoreKeyError, match=r"LocalStore\(file://.*'gone'"):
+        store.meta("gone")
+    with pytest.raises(KeyError):
+        store.remove("gone")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_permission_denied_is_an_auth_error(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put(1, "p")
+    (tmp_path / "p.meta.json").chmod(0)
+    with pytest.raises(StoreError, match="permission"):
+        store.get("p")
