@@ -27,13 +27,25 @@ from soma.data._meta import StoreMeta
 from soma.data._open import open_ref, open_store, split_data_url
 from soma.data.local import LocalStore
 from soma.data.ref import DataRef, resolve_refs
+from soma.data.sources import (
+    ArrayChunks,
+    CSVChunks,
+    GeneratorChunks,
+    JSONLinesChunks,
+    ParquetChunks,
+)
 
 __all__ = [
+    "ArrayChunks",
+    "CSVChunks",
     "CachedStore",
     "DataRef",
     "DataStore",
+    "GeneratorChunks",
+    "JSONLinesChunks",
     "LocalStore",
     "MissingExtraError",
+    "ParquetChunks",
     "S3Store",
     "StoreAuthError",
     "StoreCorruptError",
@@ -41,6 +53,7 @@ __all__ = [
     "StoreKeyError",
     "StoreMeta",
     "StoreUnreachableError",
+    "Stream",
     "StreamError",
     "ZarrStore",
     "open_ref",
@@ -53,6 +66,7 @@ _LAZY = {
     "S3Store": "soma.data.s3",
     "ZarrStore": "soma.data.zarr",
     "CachedStore": "soma.data.cached",
+    "Stream": "soma.data._stream",
 }
 
 
