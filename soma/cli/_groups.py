@@ -10,6 +10,7 @@ from soma.cli import (  # noqa: F401
     mcp,
     project,
     run,
+    store,
     study,
     tui,
 )
