@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,16 +103,16 @@ class StoreCache(Cache):
 
     # The disk-tier hooks of Cache, routed to the store.
     def _disk_read(self, key: str) -> Any:
-        from soma.cache._cache import _MISSING
-
+        # Cache's "no entry" marker, from wherever Cache is defined (soma/cache moves).
+        missing = sys.modules[Cache.__module__]._MISSING  # type: ignore[attr-defined]
         try:
             found, value = self.tier.read(key)
         except StoreError as exc:  # unreachable / refused: a miss, said once in the log
             _log.warning("soma cache: %s", exc)
-            return _MISSING
+            return missing
         with self._lock:
             self._corrupt = self.tier.corrupt
-        return value if found else _MISSING
+        return value if found else missing
 
     def _disk_write(self, key: str, value: Any) -> None:
         self.tier.write(key, value)

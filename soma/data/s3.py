@@ -158,6 +158,19 @@ class S3Store(BlobStore):
             self.reads += 1
         return self._call(self.fs.cat_file, key, self._full(path), start=start, end=end)
 
+    def _read_pair(self, first: str, second: str, key: str) -> tuple[bytes, bytes]:
+        with self._lock:
+            self.reads += 2
+        paths = [self._full(first), self._full(second)]
+        found = self._call(self.fs.cat, key, paths, on_error="return")  # concurrent GETs
+        for path in paths:
+            if isinstance(found.get(path), Exception):
+                error = found[path]
+                if isinstance(error, FileNotFoundError):
+                    raise self._missing(key)
+                raise self._translate(error, key)
+        return found[paths[0]], found[paths[1]]
+
     def _write(self, path: str, key: str, data: bytes) -> None:
         self._call(self.fs.pipe_file, key, self._full(path), data)  # one PUT: atomic on S3
 
