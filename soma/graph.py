@@ -298,6 +298,13 @@ class Graph:
                 result[name] = [s for _path, s in entries]
         return result
 
+    def stream(self, chunks: Any, **options: Any) -> Any:
+        """Run over an iterable of chunks, one at a time: a ``soma.data.Stream`` to iterate
+        (per-node modes fixed/evolving/barrier, ``fit=``, checkpoints, a per-stream cache)."""
+        from soma.data._stream import Stream
+
+        return Stream(self, chunks, **options)
+
     @property
     def is_fitted(self) -> bool:
         return self._fitted

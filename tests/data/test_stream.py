@@ -154,3 +154,10 @@ def test_stream_resumes_from_its_checkpoint_after_sigkill(tmp_path: Path) -> Non
         index, value = int(line.split()[0]), float(line.split()[1])
         assert value == pytest.approx((10 * (index + 1) - 1) / 2)
     assert not (checkpoint / "stream.checkpoint.meta.json").exists()  # removed when done
+
+
+def test_graph_stream_method() -> None:
+    data = np.arange(12.0)
+    graph = Graph.somatize(Center()).fit(data)
+    outputs = list(graph.stream(ArrayChunks(data, 5)))
+    np.testing.assert_allclose(np.concatenate(outputs), data - data.mean())
