@@ -90,8 +90,24 @@ class StoreCache(Cache):
     entries live.
     """
 
-    def __init__(self, store: DataStore, memory_items: int = 256, prefix: str = "cache") -> None:
+    def __init__(
+        self,
+        store: DataStore,
+        memory_items: int = 256,
+        prefix: str = "cache",
+        offload_bytes: int | None = None,
+    ) -> None:
         super().__init__(None, memory_items)
+        if offload_bytes is not None and (
+            isinstance(offload_bytes, bool)
+            or not isinstance(offload_bytes, int)
+            or offload_bytes < 0
+        ):
+            raise ValidationError(
+                "offload_bytes", f"expected an int >= 0 or None, got {offload_bytes!r}"
+            )
+        self.offload_bytes = offload_bytes
+        self.offloaded = 0  # memory-tier entries kept in the store only
         self.tier = StoreTier(store, prefix)
         self.store = store
         root = getattr(store, "root", None)
@@ -100,6 +116,26 @@ class StoreCache(Cache):
     def __repr__(self) -> str:
         prefix, items = self.tier.prefix, self.memory_items
         return f"StoreCache({self.store!r}, prefix={prefix!r}, memory_items={items})"
+
+    # Size policy: a large value lives in the store only; the memory tier keeps a marker,
+    # so memory holds small entries whatever the outputs' sizes.
+    def _remember(self, key: str, value: Any) -> None:
+        limit = self.offload_bytes
+        if limit is not None and _nbytes(value) >= limit:
+            value = _OFFLOADED
+            self.offloaded += 1
+        super()._remember(key, value)
+
+    def lookup(self, key: str) -> tuple[bool, Any, str | None]:
+        found, value, tier = super().lookup(key)
+        if not (found and value is _OFFLOADED):
+            return found, value, tier
+        hit, value = self.tier.read(key)
+        if hit:
+            return True, value, "store"
+        with self._lock:
+            self._memory.pop(key, None)  # the store lost it: a miss from now on
+        return False, None, None
 
     # The disk-tier hooks of Cache, routed to the store.
     def _disk_read(self, key: str) -> Any:
@@ -142,3 +178,20 @@ class StoreCache(Cache):
         with self._lock:
             self._memory.clear()
         self.tier.clear()
+
+
+class _Offloaded:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<offloaded to the store>"
+
+
+_OFFLOADED = _Offloaded()
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    size = getattr(value, "nbytes", None)
+    return size if isinstance(size, int) else 0

@@ -70,3 +70,16 @@ def test_clear_removes_only_cache_entries(tmp_path: Path) -> None:
 def test_docstring_examples_run(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_size_policy_offloads_large_outputs_to_the_store(tmp_path: Path) -> None:
+    cache = StoreCache(LocalStore(tmp_path), memory_items=10, offload_bytes=1 << 16)
+    big, small = np.ones(100_000), np.ones(10)
+    cache.put("aa" * 32, big)
+    cache.put("bb" * 32, small)
+    assert cache.offloaded == 1
+    assert all(not isinstance(v, np.ndarray) or v.nbytes < 1 << 16 for v in cache._memory.values())
+    found, value, tier = cache.lookup("aa" * 32)
+    assert found and tier == "store"
+    np.testing.assert_array_equal(value, big)
+    assert cache.lookup("bb" * 32)[2] == "memory"
