@@ -33,7 +33,7 @@ class Encoded:
 
     __slots__ = ("meta", "payload")
 
-    def __init__(self, payload: bytes, meta: StoreMeta) -> None:
+    def __init__(self, payload: bytes | bytearray, meta: StoreMeta) -> None:
         self.payload = payload
         self.meta = meta
 
@@ -75,11 +75,18 @@ def encode(key: str, value: Any) -> Encoded:
 
 
 def _encode_array(key: str, value: np.ndarray) -> Encoded:
-    array = np.ascontiguousarray(value)
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    payload = buffer.getvalue()
-    header_len = len(payload) - array.nbytes
+    # np.asarray(order="C"), not ascontiguousarray: that turns a 0-d array into shape (1,).
+    array = np.asarray(value, order="C")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    header_len = header.tell()
+    # One copy of the data: the header and the rows written into one buffer.
+    payload = bytearray(header_len + array.nbytes)
+    payload[:header_len] = header.getvalue()
+    if array.nbytes:
+        np.frombuffer(payload, dtype=np.uint8, offset=header_len)[:] = array.reshape(-1).view(
+            np.uint8
+        )
     return Encoded(
         payload,
         _meta(
@@ -95,7 +102,7 @@ def _encode_array(key: str, value: np.ndarray) -> Encoded:
     )
 
 
-def _meta(key: str, payload: bytes, **fields: Any) -> StoreMeta:
+def _meta(key: str, payload: bytes | bytearray, **fields: Any) -> StoreMeta:
     return StoreMeta(
         key=key,
         nbytes=len(payload),

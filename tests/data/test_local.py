@@ -90,3 +90,12 @@ def test_permission_denied_is_an_auth_error(tmp_path: Path) -> None:
     (tmp_path / "p.meta.json").chmod(0)
     with pytest.raises(StoreError, match="permission"):
         store.get("p")
+
+
+def test_regression_zero_dimensional_array_keeps_its_shape(tmp_path: Path) -> None:
+    # ascontiguousarray made a 0-d array come back with shape (1,).
+    store = LocalStore(tmp_path)
+    for value in (np.array(5.0), np.arange(6, dtype=">i4")[::2], np.zeros((0, 3))):
+        back = store.get(store.put(value).key)
+        assert back.shape == value.shape and back.dtype == value.dtype
+        np.testing.assert_array_equal(back, value)
