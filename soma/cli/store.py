@@ -1,7 +1,7 @@
 """``soma store ls|put|get|info``: look into and move data in a data store.
 
 STORE is a store URL (a folder, ``s3://bucket/prefix``, ``zarr:///path``, ``zarr+s3://...``)
-or, when left out, the ``[data] store`` of the project's soma.toml. S3 credentials come
+or, when left out, the ``store`` of the project's soma.toml. S3 credentials come
 from the environment (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, the endpoint from
 ``AWS_ENDPOINT_URL`` or ``--endpoint-url``); they are not command-line options, so they
 never show in a process list.
@@ -25,7 +25,7 @@ app.add_typer(store_app)
 
 StoreUrl = Annotated[
     str | None,
-    typer.Option("--store", "-s", help="Store URL (default: [data] store in soma.toml)."),
+    typer.Option("--store", "-s", help="Store URL (default: store in soma.toml)."),
 ]
 Endpoint = Annotated[
     str | None, typer.Option("--endpoint-url", help="S3-compatible endpoint (MinIO, B2, ...).")
@@ -53,9 +53,9 @@ def _project_store(project: Path) -> str:
         data = tomllib.loads(config.read_text()) if config.is_file() else {}
     except tomllib.TOMLDecodeError as exc:
         raise fail(f"{config}: {exc}") from None
-    url = data.get("data", {}).get("store") if isinstance(data.get("data"), dict) else None
+    url = data.get("store")
     if not isinstance(url, str) or not url:
-        raise fail(f'no --store given and {config} has no [data] store = "URL"')
+        raise fail(f'no --store given and {config} has no store = "URL"')
     if "://" not in url:
         url = str((project / url).resolve())  # relative to the project folder
     return url

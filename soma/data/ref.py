@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -28,7 +29,7 @@ from soma.data._meta import Kind, StoreMeta
 if TYPE_CHECKING:
     from soma.data._base import DataStore
 
-__all__ = ["DataRef", "resolve_refs"]
+__all__ = ["DataRef", "contains_refs", "keyed_refs", "resolve_refs"]
 
 
 class DataRef(BaseModel):
@@ -107,22 +108,36 @@ class DataRef(BaseModel):
 
 
 def resolve_refs(value: Any) -> Any:
-    """``value`` with every DataRef in it (top level, or in a dict/list/tuple) resolved."""
+    """``value`` with every DataRef in it (top level, or in a dict, list, tuple or
+    dataclass such as ``Splits``) resolved."""
+    return _map_refs(value, lambda ref: ref.resolve())
+
+
+def keyed_refs(value: Any) -> Any:
+    """``value`` with every DataRef replaced by ``("DataRef", ref.cache_key)``: hashing it
+    gives a content key without reading the referenced data."""
+    return _map_refs(value, lambda ref: ("DataRef", ref.cache_key))
+
+
+def _map_refs(value: Any, action: Any) -> Any:
     if isinstance(value, DataRef):
-        return value.resolve()
+        return action(value)
     if type(value) is dict:
-        return {k: resolve_refs(v) for k, v in value.items()}
+        return {k: _map_refs(v, action) for k, v in value.items()}
     if type(value) in (list, tuple):
-        resolved = [resolve_refs(v) for v in value]
-        return resolved if type(value) is list else tuple(resolved)
+        mapped = [_map_refs(v, action) for v in value]
+        return mapped if type(value) is list else tuple(mapped)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: _map_refs(getattr(value, f.name), action)
+            for f in dataclasses.fields(value)
+            if f.init
+        }
+        return dataclasses.replace(value, **changes)
     return value
 
 
 def contains_refs(value: Any) -> bool:
-    if isinstance(value, DataRef):
-        return True
-    if type(value) is dict:
-        return any(contains_refs(v) for v in value.values())
-    if type(value) in (list, tuple):
-        return any(contains_refs(v) for v in value)
-    return False
+    found: list[bool] = []
+    _map_refs(value, lambda ref: found.append(True))
+    return bool(found)

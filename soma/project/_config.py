@@ -5,7 +5,9 @@ A project file looks like this (every key but ``[metric]`` has a default)::
     name = "digits"                  # default: the project folder's name
     description = "Which pipeline classifies handwritten digits best?"
     filters = "filters"              # folder of Filter modules
-    data = "data.py:load"            # FILE.py:FUNCTION returning the splits
+    data = "data.py:load"            # FILE.py:FUNCTION returning the splits, or a data
+                                     # store URL such as "zarr:///data/digits#v1" (soma.data)
+    store = "s3://bucket/prefix"     # optional: the project's data store (soma store ...)
 
     [[metric]]                       # primary metric first; [metric] for a single one
     name = "accuracy"                # built-in name, or "metrics.py:function"
@@ -98,6 +100,7 @@ class ProjectConfig(BaseModel):
     description: str = ""
     filters: str = Field(default="filters", min_length=1)
     data: str = Field(default="data.py:load", min_length=1)
+    store: str | None = Field(default=None, min_length=1)  # a data store URL (soma.data)
     metric: list[MetricConfig] = Field(min_length=1)
     paths: PathsConfig = PathsConfig()
     agent: AgentConfig = AgentConfig()

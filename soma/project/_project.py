@@ -26,8 +26,14 @@ class Project:
         self.root = root
         self.config = config
         self.filters_dir = _inside(root, config.filters, "filters")
-        data_file, self.data_function = parse_ref(config.data, "data")
-        self.data_path = _inside(root, data_file, "data")
+        from soma.data.project import is_data_url
+
+        # data = "zarr:///...#prefix": the splits live in a data store, there is no data file
+        self.data_url = config.data if is_data_url(config.data) else None
+        self.data_path: Path | None = None
+        if self.data_url is None:
+            data_file, self.data_function = parse_ref(config.data, "data")
+            self.data_path = _inside(root, data_file, "data")
         paths = config.paths
         self.kb_path = _inside(root, paths.kb, "[paths] kb", allow_root=False)
         self.cache_dir = _inside(root, paths.cache, "[paths] cache", allow_root=False)
@@ -77,17 +83,31 @@ class Project:
 
     def load_data(self) -> Splits:
         """Import the data file afresh, call its loader, validate and fingerprint the splits."""
-        fn = load_function(self.data_path, self.data_function, self.root, "data")
+        from soma.data.project import load_splits, resolve_with_fingerprint
+
         source = f"{self.config.data}"
+        if self.data_url is not None:
+            value: Any = load_splits(self.data_url)
+        else:
+            assert self.data_path is not None
+            fn = load_function(self.data_path, self.data_function, self.root, "data")
+            try:
+                value = fn()
+            except Exception as exc:
+                raise ProjectError(f"{source} raised {type(exc).__name__}: {exc}") from exc
+        # DataRefs (from a store URL or the loader) are fingerprinted by their content
+        # hashes, without reading the data again, then resolved.
         try:
-            value = fn()
+            value, ref_fingerprint = resolve_with_fingerprint(value)
         except Exception as exc:
-            raise ProjectError(f"{source} raised {type(exc).__name__}: {exc}") from exc
+            raise ProjectError(f"{source}: cannot read the referenced data: {exc}") from exc
         splits = coerce_splits(value, source)
         from soma.fingerprint import hash_value  # the runtime's canonical content hash
 
         return with_fingerprint(
-            splits, hash_value({"train": splits.train, "valid": splits.valid, "test": splits.test})
+            splits,
+            ref_fingerprint
+            or hash_value({"train": splits.train, "valid": splits.valid, "test": splits.test}),
         )
 
     def __repr__(self) -> str:
@@ -120,7 +140,7 @@ def load_project(directory: str | Path = ".") -> Project:
         raise ProjectError(f"{CONFIG_FILE}: cannot be read: {exc}") from None
     config = parse_config(text, default_name=root.name)
     project = Project(root, config)
-    if not project.data_path.is_file():
+    if project.data_path is not None and not project.data_path.is_file():
         rel = relative_path(project.data_path, root)
         raise ProjectError(f"{CONFIG_FILE}: data: file {rel!r} not found in {root}")
     if not project.filters_dir.is_dir():

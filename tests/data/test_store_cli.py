@@ -46,11 +46,11 @@ def test_missing_key_and_missing_store_are_clear_errors(tmp_path: Path) -> None:
     code, out = _invoke("store", "get", "nope", "-s", str(tmp_path))
     assert code == 1 and "'nope'" in out and "no such object" in out
     code, out = _invoke("store", "ls", "-p", str(tmp_path))
-    assert code == 1 and "[data] store" in out
+    assert code == 1 and 'store = "URL"' in out
 
 
 def test_project_store_from_soma_toml(tmp_path: Path) -> None:
-    (tmp_path / "soma.toml").write_text('[data]\nstore = "datastore"\n')
+    (tmp_path / "soma.toml").write_text('store = "datastore"\n')
     (tmp_path / "v.json").write_text("[1, 2, 3]")
     assert _invoke("store", "put", "v", str(tmp_path / "v.json"), "-p", str(tmp_path))[0] == 0
     assert (tmp_path / "datastore" / "v.meta.json").is_file()
