@@ -6,13 +6,13 @@ Split from ``soma.execute`` (which walks the plan); see that module for the desi
 from __future__ import annotations
 
 import contextvars
-import secrets
 import time
 from typing import Any
 
+from soma.cache import keys as cache_keys
 from soma.errors import ExecutionError, GraphError
 from soma.events import Event, NodeReport, dispatch
-from soma.fingerprint import combine, filter_fingerprint, hash_value
+from soma.fingerprint import filter_fingerprint
 from soma.plan import KEYED, SINGLE, VARIADIC, NodeSpec
 
 __all__: list[str] = []
@@ -150,16 +150,13 @@ def _run_node(spec: NodeSpec, run: _Run, use_cache: bool) -> None:
         keyed = run.keyed
         if keyed:
             fingerprint = spec.fingerprint or _fingerprint(spec)
-            input_keys = [run.keys[source] for source in spec.sources]
-            if spec.mode == KEYED:
-                # The filter receives a dict keyed by predecessor name, so the names are
-                # part of its input: renaming a predecessor must not hit the old entry.
-                input_keys = [f"{s}={k}" for s, k in zip(spec.sources, input_keys, strict=True)]
+            by_name = spec.mode == KEYED
+            input_keys = cache_keys.node_input_keys(spec.sources, run.keys, by_name=by_name)
         if spec.stateless:
             state = None
             state_key = None
         elif run.fitting:
-            state_key = combine("state", fingerprint, *input_keys, run.y_key) if keyed else None
+            state_key = cache_keys.state_key(fingerprint, input_keys, run.y_key) if keyed else None
             found = False
             if use_cache:
                 lookups += 1
@@ -183,9 +180,9 @@ def _run_node(spec: NodeSpec, run: _Run, use_cache: bool) -> None:
                 raise GraphError(_unfitted_message(run, name, path))
             state_key = run.state_keys.get((name, path))
             if keyed and state_key is None:  # fitted without a cache: key the state by value
-                state_key = _value_key(state)
+                state_key = cache_keys.value_key(state)
         if keyed:
-            out_key = combine("out", fingerprint, state_key or "-", *input_keys)
+            out_key = cache_keys.output_key(fingerprint, state_key, input_keys)
         if name not in run.skip_output:
             found = False
             if use_cache:
@@ -215,13 +212,6 @@ def _run_node(spec: NodeSpec, run: _Run, use_cache: bool) -> None:
             run.emit("node_cache_hit", name, duration_s=duration, cache_key=out_key, tier=tier,
                      iteration=iteration)  # fmt: skip
         run.emit("node_finished", name, duration_s=duration, cache_key=out_key, iteration=iteration)
-
-
-def _value_key(value: Any) -> str:
-    try:
-        return "value:" + hash_value(value)
-    except Exception:  # cannot be hashed (e.g. holds a lock): a key no later run will share
-        return "unique:" + secrets.token_hex(16)
 
 
 def _fingerprint(spec: NodeSpec) -> str:

@@ -37,9 +37,9 @@ from soma._node_run import (
     _Stopped,
 )
 from soma.cache import Cache
-from soma.errors import CacheError, ExecutionError, GraphError, ValidationError
+from soma.cache import keys as cache_keys
+from soma.errors import ExecutionError, GraphError, ValidationError
 from soma.events import EventCallback, NodeReport, RunReport
-from soma.fingerprint import combine, hash_value
 from soma.plan import (
     Branch,
     Cached,
@@ -137,9 +137,9 @@ def execute(
         run.emit("run_started", total_nodes=len(plan.nodes))
     try:
         if run.keyed:
-            run.keys[("in", None)] = _input_key("x", x)
+            run.keys[("in", None)] = cache_keys.input_key("x", x)
             if fitting:
-                run.y_key = _input_key("y", y)
+                run.y_key = cache_keys.input_key("y", y)
         _run_step(plan.root, run)
         output = _region_output(plan.regions[(None, None)], run)[0] if want_output else None
     except (ExecutionError, _Stopped) as exc:
@@ -164,16 +164,6 @@ def execute(
     if callbacks:
         run.emit("run_finished", duration_s=run.report.duration_s)
     return RunResult(output, run.new_states, run.new_state_keys, run.report)
-
-
-def _input_key(name: str, value: Any) -> str:
-    try:
-        return hash_value(value)
-    except Exception as exc:
-        raise CacheError(
-            f"cannot hash the graph input {name} ({type(value).__name__}) for the cache: {exc}; "
-            "pass data that numpy or cloudpickle can serialize, or run the graph without a cache"
-        ) from exc
 
 
 def _finish_report(run: _Run, started: float, error: BaseException | None) -> None:
@@ -272,7 +262,7 @@ def _region_output(region: Region, run: _Run, source: Any = ("in", None)) -> tup
     if len(leaves) == 1:
         return run.values[leaves[0]], keys.get(leaves[0])
     output = {leaf: run.values[leaf] for leaf in leaves}
-    key = combine("leaves", *(f"{leaf}={keys[leaf]}" for leaf in leaves)) if run.keyed else None
+    key = cache_keys.leaves_key(leaves, keys) if run.keyed else None
     return output, key
 
 
@@ -283,8 +273,7 @@ def _control_input(spec: NodeSpec, run: _Run) -> tuple[Any, Any]:
     args = _gather(spec, run.values)
     if not run.keyed:
         return args[0], None
-    keys = [run.keys[s] for s in spec.sources]
-    return args[0], keys[0] if len(keys) == 1 else combine("keyed", *map(str, spec.sources), *keys)
+    return args[0], cache_keys.control_input_key(spec.sources, run.keys)
 
 
 def _control_call(run: _Run, name: str, func: Any, value: Any) -> bool:

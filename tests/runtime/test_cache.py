@@ -653,9 +653,9 @@ def test_regression_fingerprints_are_the_same_in_every_process(tmp_path):
 def test_a_write_that_dies_before_its_meta_is_renamed_leaves_no_entry(tmp_path, monkeypatch):
     # Payload first, then meta: a crash between the two renames leaves a payload that no
     # reader trusts (no meta), and no temporary files.
-    import soma.cache as cache_module
+    import os
 
-    real_replace = cache_module.os.replace
+    real_replace = os.replace
 
     def dying_replace(src, dst):
         if str(dst).endswith(".meta"):
@@ -663,9 +663,9 @@ def test_a_write_that_dies_before_its_meta_is_renamed_leaves_no_entry(tmp_path, 
         real_replace(src, dst)
 
     key = "cd" * 32
-    monkeypatch.setattr(cache_module.os, "replace", dying_replace)
+    monkeypatch.setattr(os, "replace", dying_replace)
     assert Cache(tmp_path).put(key, np.arange(4.0)) is False  # reported, not raised
-    monkeypatch.setattr(cache_module.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     assert not list(tmp_path.rglob("*.tmp"))
     fresh = Cache(tmp_path)
     assert fresh.get(key) == (False, None) and fresh.stats().disk_entries == 0
