@@ -113,6 +113,18 @@ def resolve_refs(value: Any) -> Any:
     return _map_refs(value, lambda ref: ref.resolve())
 
 
+def resolve_input(value: Any) -> Any:
+    """A graph input with its DataRefs resolved: the input itself, or the direct items of
+    a tuple, list or dict (one level, so a forward over a long list stays cheap)."""
+    if isinstance(value, DataRef):
+        return value.resolve()
+    if type(value) in (tuple, list) and any(isinstance(v, DataRef) for v in value[:16]):
+        return type(value)(resolve_refs(v) for v in value)
+    if type(value) is dict and any(isinstance(v, DataRef) for v in value.values()):
+        return {k: resolve_refs(v) for k, v in value.items()}
+    return value
+
+
 def keyed_refs(value: Any) -> Any:
     """``value`` with every DataRef replaced by ``("DataRef", ref.cache_key)``: hashing it
     gives a content key without reading the referenced data."""

@@ -99,3 +99,23 @@ def test_regression_zero_dimensional_array_keeps_its_shape(tmp_path: Path) -> No
         back = store.get(store.put(value).key)
         assert back.shape == value.shape and back.dtype == value.dtype
         np.testing.assert_array_equal(back, value)
+
+
+def test_a_dataref_is_a_graph_input(tmp_path: Path) -> None:
+    from soma import Cache, Filter, Graph
+
+    class Center(Filter):
+        def fit(self, x, y=None):
+            return float(np.mean(x))
+
+        def forward(self, x, state):
+            return x - state
+
+    store = LocalStore(tmp_path / "st")
+    x_ref = store.put(np.arange(10.0))
+    graph = Graph.somatize(Center(), cache=Cache())
+    np.testing.assert_allclose(graph.fit_forward(x_ref), np.arange(10.0) - 4.5)
+    np.testing.assert_allclose(graph.forward(x_ref[8:10]), [3.5, 4.5])  # a slice: 2 rows read
+    again = Graph.somatize(Center(), cache=graph.cache)
+    again.fit(x_ref)
+    assert again.last_run.cache_hits == 1
