@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -160,19 +161,13 @@ class StoreCache(Cache):
         return self.tier.contains(key)
 
     def stats(self) -> CacheStats:
+        # Cache's counters, with the disk figures taken from the store.
         entries, size = self.tier.size()
         with self._lock:
-            return CacheStats(
-                hits=self._hits,
-                misses=self._misses,
-                writes=self._writes,
-                memory_entries=len(self._memory),
-                disk_entries=entries,
-                disk_bytes=size,
-                memory_hits=self._memory_hits,
-                disk_hits=self._disk_hits,
-                corrupt_entries=self._corrupt,
-            )
+            corrupt = self.tier.corrupt
+        return dataclasses.replace(
+            super().stats(), disk_entries=entries, disk_bytes=size, corrupt_entries=corrupt
+        )
 
     def clear(self) -> None:
         with self._lock:
