@@ -21,6 +21,7 @@ import contextvars
 import itertools
 import os
 import secrets
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -140,6 +141,12 @@ def execute(
             run.keys[("in", None)] = cache_keys.input_key("x", x)
             if fitting:
                 run.y_key = cache_keys.input_key("y", y)
+        if "soma.data.ref" in sys.modules:  # no DataRef exists before soma.data is loaded
+            from soma.data.ref import resolve_input
+
+            # References were keyed by their content hashes above; they resolve here, where
+            # the nodes use them.
+            run.values[("in", None)], run.y = resolve_input(x), resolve_input(y)
         _run_step(plan.root, run)
         output = _region_output(plan.regions[(None, None)], run)[0] if want_output else None
     except (ExecutionError, _Stopped) as exc:

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import threading
 from typing import Any
 
@@ -260,10 +259,6 @@ class Graph:
 
     def _run(self, x: Any, y: Any, *, fitting: bool, want_output: bool) -> Any:
         plan = self.compile()
-        if "soma.data.ref" in sys.modules:  # no DataRef can exist before soma.data loads
-            from soma.data.ref import resolve_input
-
-            x, y = resolve_input(x), resolve_input(y)  # references resolve where used: here
         try:
             result = execute(
                 plan,

@@ -7,7 +7,8 @@ node's code or parameters changes the keys of that node and its descendants only
 
 The recipes, read back:
 
-* graph input:   ``input_key("x", x)``  = ``hash_value(x)`` (the labels ``y`` likewise)
+* graph input:   ``input_key("x", x)``  = ``hash_value(x)`` (the labels ``y`` likewise);
+  a data-store reference: ``reference_key(content hash taken at put)``
 * node inputs:   the predecessors' output keys in fan-in order; a node that receives a dict
   keyed by predecessor name gets ``"name=key"`` entries (``node_input_keys``)
 * fitted state:  ``state_key(fp, inputs, y)`` = ``combine("state", fp, *inputs, y)``
@@ -41,6 +42,7 @@ __all__ = [
     "leaves_key",
     "node_input_keys",
     "output_key",
+    "reference_key",
     "state_key",
     "value_key",
 ]
@@ -49,15 +51,49 @@ __all__ = [
 def input_key(name: str, value: Any) -> str:
     """The key of a graph input (``x`` or ``y``): its content hash.
 
-    CacheError naming the input when it cannot be hashed (then the graph cannot be cached).
+    A lazy reference into a data store (``soma.data.DataRef``, or a tuple/list/dict of them)
+    is keyed by the content hash taken when it was stored (``reference_key``), without
+    reading the data. CacheError naming the input when it cannot be hashed (then the graph
+    cannot be cached).
     """
     try:
+        found = _reference_input_key(value)
+        if found is not None:
+            return found
         return hash_value(value)
     except Exception as exc:
         raise CacheError(
             f"cannot hash the graph input {name} ({type(value).__name__}) for the cache: {exc}; "
             "pass data that numpy or cloudpickle can serialize, or run the graph without a cache"
         ) from exc
+
+
+def reference_key(content_key: str) -> str:
+    """The key of one lazy reference: its content key (the SHA-256 taken at ``put``, plus
+    the row window of a slice), whichever store holds it."""
+    return combine("ref", content_key)
+
+
+def _reference_input_key(value: Any) -> str | None:
+    """``reference_key`` of a reference, or of a tuple/list/dict holding some (the other
+    items hashed as values); None when ``value`` holds no reference at the top level."""
+    content = getattr(value, "__soma_content_key__", None)
+    if isinstance(content, str):
+        return reference_key(content)
+    if type(value) in (tuple, list):
+        items = list(enumerate(value))
+    elif type(value) is dict:
+        items = list(value.items())
+    else:
+        return None
+    keys = [getattr(item, "__soma_content_key__", None) for _, item in items]
+    if not any(isinstance(key, str) for key in keys):
+        return None
+    parts = [
+        f"{hash_value(name)}={reference_key(key) if isinstance(key, str) else hash_value(item)}"
+        for (name, item), key in zip(items, keys, strict=True)
+    ]
+    return combine("refs", type(value).__name__, *parts)
 
 
 def node_input_keys(sources: Sequence[Any], keys: Mapping[Any, str], *, by_name: bool) -> list[str]:

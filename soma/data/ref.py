@@ -66,6 +66,11 @@ class DataRef(BaseModel):
         )
 
     @property
+    def __soma_content_key__(self) -> str:
+        # The protocol soma.cache.keys reads to key a graph input without reading it.
+        return self.cache_key
+
+    @property
     def cache_key(self) -> str:
         """What the result cache keys this reference by (content hash, plus the slice)."""
         if self.count is None and self.start == 0:

@@ -119,3 +119,37 @@ def test_a_dataref_is_a_graph_input(tmp_path: Path) -> None:
     again = Graph.somatize(Center(), cache=graph.cache)
     again.fit(x_ref)
     assert again.last_run.cache_hits == 1
+
+
+def test_a_dataref_input_is_keyed_by_its_content_hash_without_reading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soma import Cache, Filter, Graph
+    from soma.cache.keys import input_key, reference_key
+
+    class Double(Filter):
+        def forward(self, x, state):
+            return x * 2
+
+    store = LocalStore(tmp_path / "st")
+    ref = store.put(np.arange(5.0))
+    assert input_key("x", ref) == reference_key(ref.content_hash)
+    assert input_key("x", (ref, 1)) != input_key("x", (ref, 2))
+    cache = Cache()
+    np.testing.assert_array_equal(
+        Graph.somatize(Double(), cache=cache).forward(ref), np.arange(5.0) * 2
+    )
+    import soma.cache.keys as keys_module
+
+    hashed: list[type] = []
+    original = keys_module.hash_value
+
+    def recording(value):
+        hashed.append(type(value))
+        return original(value)
+
+    monkeypatch.setattr(keys_module, "hash_value", recording)
+    graph = Graph.somatize(Double(), cache=cache)
+    graph.forward(ref)
+    assert graph.last_run.cache_hits == 1
+    assert np.ndarray not in hashed  # keyed by the content hash taken at put, data unread
