@@ -9,6 +9,7 @@ Credentials come from the arguments or the usual environment variables
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Any
 
@@ -66,9 +67,7 @@ def translate_s3_error(
     """One StoreError subclass for a botocore/s3fs/aiohttp failure, with secrets masked."""
 
     def scrub(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub_secrets(text, secrets)
 
     text = scrub(f"{type(exc).__name__}: {exc}")
     chain = f"{text} {scrub(repr(exc.__cause__ or exc.__context__ or ''))}"
@@ -77,6 +76,18 @@ def translate_s3_error(
     if any(word in chain for word in _UNREACHABLE):
         return StoreUnreachableError(store, key, f"endpoint unreachable ({text})")
     return StoreError(store, key, text)
+
+
+def scrub_secrets(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret masked. Long secrets go wherever they appear; a short one
+    (a test key, say) only as a whole token, so masking it does not garble the message."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 8:
+            text = text.replace(secret, "***")
+        else:
+            pattern = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
+            text = re.sub(pattern, "***", text)
+    return text
 
 
 _UNREACHABLE = (

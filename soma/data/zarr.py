@@ -75,7 +75,7 @@ class ZarrStore(DataStore):
         self._arrays: dict[str, Any] = {}
         self._lock = threading.Lock()
         try:
-            zarr.open_group(self.zstore, mode="a")  # the root group; also checks access now
+            zarr.open_group(self.zstore, mode="a", zarr_format=3)  # checks access now, too
         except Exception as exc:
             raise self._error(exc, None) from None
 
@@ -104,7 +104,7 @@ class ZarrStore(DataStore):
             array = None if fresh else self._arrays.get(key)
         if array is None:
             try:
-                array = zarr.open_array(self.zstore, path=key, mode="r+")
+                array = zarr.open_array(self.zstore, path=key, mode="r+", zarr_format=3)
             except Exception as exc:
                 raise self._error(exc, key) from None
             with self._lock:
@@ -247,7 +247,7 @@ class ZarrStore(DataStore):
         import zarr
 
         try:
-            group = zarr.open_group(self.zstore, mode="r")
+            group = zarr.open_group(self.zstore, mode="r", zarr_format=3)
             found = _walk_arrays(group)
         except zarr.errors.NodeNotFoundError:
             return []

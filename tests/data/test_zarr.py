@@ -96,3 +96,40 @@ def test_missing_array_names_store_and_key(tmp_path: Path) -> None:
     assert not store.exists("nope")
     with pytest.raises(StoreKeyError):
         store.remove("nope")
+
+
+def test_unreachable_s3_endpoint_is_one_clear_error(capfd: pytest.CaptureFixture[str]) -> None:
+    from soma.data import StoreUnreachableError
+
+    with pytest.raises(StoreUnreachableError, match=r"zarr\+s3://some-bucket/x.*127\.0\.0\.1:9"):
+        ZarrStore(
+            "s3://some-bucket/x",
+            key=KEY,
+            secret=SECRET,
+            endpoint_url="http://127.0.0.1:9",
+            timeout_s=1.0,
+        )
+    assert "Exception ignored" not in capfd.readouterr().err  # no stray coroutine tracebacks
+
+
+def test_wrong_credentials_on_s3(moto_auth: MotoServer) -> None:
+    from soma.data import StoreAuthError
+    from tests.data.conftest import make_bucket
+
+    make_bucket(moto_auth, "zarr-auth")
+    with pytest.raises(StoreAuthError) as info:
+        ZarrStore(
+            "s3://zarr-auth/z",
+            key="wrong-key",
+            secret="wrong-secret-abc",
+            endpoint_url=moto_auth.endpoint,
+        )
+    assert "zarr-auth" in str(info.value) and "wrong-secret-abc" not in str(info.value)
+
+
+def test_regression_a_short_key_is_masked_only_as_a_whole_token() -> None:
+    # Masking the one-letter key "k" used to turn "some-bucket" into "some-buc***et".
+    from soma.data.s3 import scrub_secrets
+
+    assert scrub_secrets("GET /some-bucket/x key=k", ("k",)) == "GET /some-bucket/x key=***"
+    assert scrub_secrets("a wJalrXUtnFEMI/K7MDENG b", ("wJalrXUtnFEMI/K7MDENG",)) == "a *** b"
