@@ -23,10 +23,12 @@ _open: dict[str, DataStore] = {}
 _lock = threading.Lock()
 
 
-def remember_store(store: DataStore) -> None:
-    """Make ``store`` the one DataRefs with its URL resolve to in this process."""
+def remember_store(store: DataStore, *, replace: bool = True) -> None:
+    """Make ``store`` the one DataRefs with its URL resolve to in this process
+    (``replace=False``: only if none is known yet)."""
     with _lock:
-        _open[store.url] = store
+        if replace or store.url not in _open:
+            _open[store.url] = store
 
 
 def open_store(url: str, **options: Any) -> DataStore:

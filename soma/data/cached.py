@@ -65,6 +65,9 @@ class CachedStore(DataStore):
         self._bytes = 0
         self._hits = self._misses = self._remote_reads = self._evictions = 0
         self._load_index()
+        from soma.data._open import remember_store
+
+        remember_store(self)  # references to the remote store resolve through the cache
 
     def __repr__(self) -> str:
         return f"CachedStore({self.remote!r}, cache={self.local.root}, max_bytes={self.max_bytes})"

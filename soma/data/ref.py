@@ -53,7 +53,9 @@ class DataRef(BaseModel):
     def from_meta(cls, store: DataStore, meta: StoreMeta) -> DataRef:
         from soma.data._open import remember_store
 
-        remember_store(store)
+        # A store already known for this URL keeps its place (a CachedStore in front of
+        # this very store, say): references resolve through it.
+        remember_store(store, replace=False)
         return cls(
             store=store.url,
             key=meta.key,

@@ -66,3 +66,14 @@ def test_an_object_larger_than_the_budget_is_not_copied(tmp_path: Path) -> None:
     cached = CachedStore(remote, tmp_path / "cache", max_bytes=1000)
     assert cached.get("big").shape == (100_000,)
     assert cached.stats().entries == 0
+
+
+def test_regression_refs_from_a_cached_put_resolve_through_the_cache(tmp_path: Path) -> None:
+    # The remote store's put used to re-register the remote for its URL, so references
+    # resolved around the cache.
+    remote = LocalStore(tmp_path / "remote")
+    cached = CachedStore(remote, tmp_path / "cache")
+    ref = cached.put(np.arange(5.0), "x")
+    reads = cached.stats().remote_reads
+    np.testing.assert_array_equal(ref.resolve(), np.arange(5.0))
+    assert cached.stats().hits == 1 and cached.stats().remote_reads == reads
