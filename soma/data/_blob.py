@@ -7,7 +7,9 @@ last, so a reader that finds the metadata finds a complete payload.
 
 from __future__ import annotations
 
+import threading
 from abc import abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +26,19 @@ if TYPE_CHECKING:
 __all__ = ["BlobStore"]
 
 META_SUFFIX = ".meta.json"
+_OVERLAP_BYTES = 4 << 20  # payloads this large upload while they are hashed
+_uploads: ThreadPoolExecutor | None = None
+_uploads_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _uploads
+    with _uploads_lock:
+        if _uploads is None:
+            _uploads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="soma-store-put")
+        return _uploads
+
+
 DATA_SUFFIX = ".data"
 
 
@@ -54,14 +69,25 @@ class BlobStore(DataStore):
     def put(self, value: Any, key: str | None = None) -> DataRef:
         from soma.data.ref import DataRef
 
-        encoded = _codec.encode(key or "", value)
+        encoded = _codec.encode(value)
         if key is None:
-            key = encoded.meta.content_hash  # content-addressed: same bytes, same key
-            encoded.meta = encoded.meta.model_copy(update={"key": key})
+            meta = encoded.meta("")
+            key = meta.content_hash  # content-addressed: same bytes, same key
+            meta = meta.model_copy(update={"key": key})
+            self.put_encoded(key, encoded.payload, meta)
+        elif len(encoded.payload) < _OVERLAP_BYTES:
+            meta = encoded.meta(check_key(key))
+            self.put_encoded(key, encoded.payload, meta)
         else:
-            check_key(key)
-        self.put_encoded(key, encoded.payload, encoded.meta)
-        return DataRef.from_meta(self, encoded.meta)
+            # A large payload under a known key: upload it while hashing it (both release
+            # the GIL), then write the metadata, last as always.
+            upload = _pool().submit(self._write, check_key(key) + DATA_SUFFIX, key, encoded.payload)
+            try:
+                meta = encoded.meta(key)
+            finally:
+                upload.result()
+            self._write(key + META_SUFFIX, key, meta.model_dump_json().encode())
+        return DataRef.from_meta(self, meta)
 
     def put_encoded(self, key: str, payload: bytes, meta: StoreMeta) -> None:
         """Write an already encoded payload and its metadata (used to copy between stores)."""

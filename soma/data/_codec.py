@@ -29,13 +29,23 @@ BLOCK_SIZE = 1 << 20
 
 
 class Encoded:
-    """A payload and its metadata, ready to write."""
+    """A payload and what is known of it before hashing (kind, rows, shape, ...)."""
 
-    __slots__ = ("meta", "payload")
+    __slots__ = ("fields", "payload")
 
-    def __init__(self, payload: bytes, meta: StoreMeta) -> None:
+    def __init__(self, payload: bytes, fields: dict[str, Any]) -> None:
         self.payload = payload
-        self.meta = meta
+        self.fields = fields
+
+    def meta(self, key: str) -> StoreMeta:
+        """The metadata under ``key``, hashing the payload (SHA-256 and block CRCs)."""
+        return StoreMeta(
+            key=key,
+            nbytes=len(self.payload),
+            content_hash=hashlib.sha256(self.payload).hexdigest(),
+            blocks=block_hashes(self.payload),
+            **self.fields,
+        )
 
 
 def block_hashes(payload: bytes | memoryview) -> list[str]:
@@ -55,26 +65,24 @@ def verify_blocks(data: bytes, first_block: int, expected: list[str]) -> int | N
     return None
 
 
-def encode(key: str, value: Any) -> Encoded:
+def encode(value: Any) -> Encoded:
     if type(value) is np.ndarray and not value.dtype.hasobject:
-        return _encode_array(key, value)
+        return _encode_array(value)
     if isinstance(value, bytes | bytearray | memoryview):
         payload = bytes(value)
-        return Encoded(
-            payload, _meta(key, payload, kind="bytes", format="bytes", rows=len(payload))
-        )
+        return Encoded(payload, {"kind": "bytes", "format": "bytes", "rows": len(payload)})
     if _json_exact(value):
         payload = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
         rows = len(value) if isinstance(value, list) else None
-        return Encoded(payload, _meta(key, payload, kind="json", format="json", rows=rows))
+        return Encoded(payload, {"kind": "json", "format": "json", "rows": rows})
     import cloudpickle
 
     payload = cloudpickle.dumps(value, protocol=5)
     rows = len(value) if isinstance(value, list | tuple) else None
-    return Encoded(payload, _meta(key, payload, kind="pickle", format="pkl", rows=rows))
+    return Encoded(payload, {"kind": "pickle", "format": "pkl", "rows": rows})
 
 
-def _encode_array(key: str, value: np.ndarray) -> Encoded:
+def _encode_array(value: np.ndarray) -> Encoded:
     # np.asarray(order="C"), not ascontiguousarray: that turns a 0-d array into shape (1,).
     array = np.asarray(value, order="C")
     header = io.BytesIO()
@@ -84,29 +92,15 @@ def _encode_array(key: str, value: np.ndarray) -> Encoded:
     # bytearray).
     rows = array.reshape(-1).view(np.uint8) if array.nbytes else b""
     payload = b"".join((header.getvalue(), memoryview(rows)))
-    return Encoded(
-        payload,
-        _meta(
-            key,
-            payload,
-            kind="array",
-            format="npy",
-            rows=array.shape[0] if array.ndim else None,
-            shape=tuple(array.shape),
-            dtype=array.dtype.str,
-            header_len=header_len,
-        ),
-    )
-
-
-def _meta(key: str, payload: bytes, **fields: Any) -> StoreMeta:
-    return StoreMeta(
-        key=key,
-        nbytes=len(payload),
-        content_hash=hashlib.sha256(payload).hexdigest(),
-        blocks=block_hashes(payload),
-        **fields,
-    )
+    fields = {
+        "kind": "array",
+        "format": "npy",
+        "rows": array.shape[0] if array.ndim else None,
+        "shape": tuple(array.shape),
+        "dtype": array.dtype.str,
+        "header_len": header_len,
+    }
+    return Encoded(payload, fields)
 
 
 def decode(payload: bytes, meta: StoreMeta) -> Any:
