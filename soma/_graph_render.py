@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from soma._control import Branch as BranchFilter
-from soma._control import ControlStep, _describe
-from soma._control import Loop as LoopFilter
+from soma._control_flow import Branch as BranchFilter
+from soma._control_flow import ControlStep, _describe
+from soma._control_flow import Loop as LoopFilter
 from soma.plan import Branch, Cached, Execute, Loop, Parallel, Sequence, Step
 
 if TYPE_CHECKING:
@@ -28,40 +28,35 @@ def _label(flt: Any) -> str:
     return f"{type(flt).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
 
 
-def _region_nodes(graph: Graph, owner: str | None, label: str | None) -> list[str]:
-    if owner is None:
-        return [n for n in graph._filters if n not in graph._owner]
-    return list(graph._arms[owner][label])  # type: ignore[index]
-
-
 # -- text ----------------------------------------------------------------------------
 
 
 def render_text(graph: Graph) -> str:
     """``Graph (N nodes, E edges)`` then one tree line per node, in topological order."""
-    lines = [f"Graph ({len(graph._filters)} nodes, {len(graph._edges)} edges)"]
+    topology = graph.topology
+    lines = [f"Graph ({len(topology.filters)} nodes, {len(topology.edges)} edges)"]
     try:
         order = graph.compile().order
     except Exception:  # a cycle: show the header and the nodes in insertion order
-        order = list(graph._filters)
+        order = list(topology.filters)
     # A node closes its region (the top level, or one arm of a Branch/Loop) when no later
     # node shares that region.
-    last_in_region = {graph._owner.get(name): name for name in order}
+    last_in_region = {topology.owner.get(name): name for name in order}
     for name in order:
         depth = 0
-        cursor = graph._owner.get(name)
+        cursor = topology.owner.get(name)
         while cursor is not None:
             depth += 1
-            cursor = graph._owner.get(cursor[0])
-        branch = "└── " if last_in_region[graph._owner.get(name)] == name else "├── "
+            cursor = topology.owner.get(cursor[0])
+        branch = "└── " if last_in_region[topology.owner.get(name)] == name else "├── "
         where = ""
-        owner = graph._owner.get(name)
-        if owner is not None and name == graph._arms[owner[0]][owner[1]][0]:
+        owner = topology.owner.get(name)
+        if owner is not None and name == topology.arms[owner[0]][owner[1]][0]:
             where = f" [{owner[1]} of {owner[0]}]"
-        preds = graph._preds[name]
+        preds = topology.preds[name]
         arrow = f" ← {', '.join(preds)}" if preds else ""
         lines.append(
-            f"{'    ' * depth}{branch}{name} ({_label(graph._filters[name])}){where}{arrow}"
+            f"{'    ' * depth}{branch}{name} ({_label(topology.filters[name])}){where}{arrow}"
         )
     return "\n".join(lines)
 
@@ -84,12 +79,13 @@ def _mermaid_text(text: str) -> str:
 
 def render_mermaid(graph: Graph) -> str:
     """A ``flowchart LR``; node ids are ``n0, n1, ...`` (names are labels, so any name is safe)."""
-    ids = {name: f"n{i}" for i, name in enumerate(graph._filters)}
+    topology = graph.topology
+    ids = {name: f"n{i}" for i, name in enumerate(topology.filters)}
     lines = ["flowchart LR"]
 
     def emit_region(owner: str | None, label: str | None, indent: str) -> None:
-        for name in _region_nodes(graph, owner, label):
-            flt = graph._filters[name]
+        for name in topology.region(owner, label):
+            flt = topology.filters[name]
             text = _mermaid_text(f"{name}<br/>{_label(flt)}").replace("#lt;br/#gt;", "<br/>")
             if isinstance(flt, BranchFilter):
                 lines.append(f'{indent}{ids[name]}{{"{text}"}}')
@@ -102,7 +98,7 @@ def render_mermaid(graph: Graph) -> str:
                     sub = f"{ids[name]}_{arm}"
                     lines.append(f'{indent}subgraph {sub} ["{_mermaid_text(f"{name}: {arm}")}"]')
                     lines.append(f"{indent}    direction LR")
-                    members = graph._arms[name][arm]
+                    members = topology.arms[name][arm]
                     if members:
                         emit_region(name, arm, indent + "    ")
                     else:
@@ -110,16 +106,16 @@ def render_mermaid(graph: Graph) -> str:
                     lines.append(f"{indent}end")
 
     emit_region(None, None, "    ")
-    for src, dst in graph._edges:
+    for src, dst in topology.edges:
         lines.append(f"    {ids[src]} --> {ids[dst]}")
-    for name, arms in graph._arms.items():
+    for name, arms in topology.arms.items():
         for arm, members in arms.items():
-            entry = [m for m in members if not graph._preds[m]] or [f"{ids[name]}_{arm}_pass"]
+            entry = [m for m in members if not topology.preds[m]] or [f"{ids[name]}_{arm}_pass"]
             for target in entry:
                 target_id = ids.get(target, target)
                 lines.append(f"    {ids[name]} -->|{arm}| {target_id}")
-            exits = [m for m in members if not graph._succs[m]] or [f"{ids[name]}_{arm}_pass"]
-            back = "repeat" if isinstance(graph._filters[name], LoopFilter) else "result"
+            exits = [m for m in members if not topology.succs[m]] or [f"{ids[name]}_{arm}_pass"]
+            back = "repeat" if isinstance(topology.filters[name], LoopFilter) else "result"
             for source in exits:
                 lines.append(f"    {ids.get(source, source)} -.->|{back}| {ids[name]}")
     return "\n".join(lines)
@@ -133,11 +129,12 @@ def _dot_quote(text: str) -> str:
 
 
 def render_dot(graph: Graph) -> str:
+    topology = graph.topology
     lines = ["digraph G {", "    rankdir=LR;"]
 
     def emit_region(owner: str | None, label: str | None, indent: str) -> None:
-        for name in _region_nodes(graph, owner, label):
-            flt = graph._filters[name]
+        for name in topology.region(owner, label):
+            flt = topology.filters[name]
             shape = "box"
             if isinstance(flt, BranchFilter):
                 shape = "diamond"
@@ -154,11 +151,11 @@ def render_dot(graph: Graph) -> str:
                     lines.append(f"{indent}}}")
 
     emit_region(None, None, "    ")
-    for src, dst in graph._edges:
+    for src, dst in topology.edges:
         lines.append(f"    {_dot_quote(src)} -> {_dot_quote(dst)};")
-    for name, arms in graph._arms.items():
+    for name, arms in topology.arms.items():
         for arm, members in arms.items():
-            for target in (m for m in members if not graph._preds[m]):
+            for target in (m for m in members if not topology.preds[m]):
                 lines.append(
                     f"    {_dot_quote(name)} -> {_dot_quote(target)} "
                     f"[label={_dot_quote(arm)} style=dashed];"
@@ -172,13 +169,14 @@ def render_dot(graph: Graph) -> str:
 
 def render_summary(graph: Graph) -> str:
     """One line, e.g. ``StandardScale >> PCA(n_components=16) >> LogReg(C=1.0)``."""
-    if not graph._filters:
+    topology = graph.topology
+    if not topology.filters:
         return "(empty graph)"
     plan = graph.compile()
 
     def text(step: Step, nested: bool) -> str:
         if isinstance(step, Execute | Cached):
-            return _label(graph._filters[step.node])
+            return _label(topology.filters[step.node])
         if isinstance(step, Sequence):
             if not step.steps:
                 return "(pass)"

@@ -14,6 +14,7 @@ from soma.errors import ExecutionError, GraphError
 from soma.events import Event, NodeReport, dispatch
 from soma.fingerprint import filter_fingerprint
 from soma.plan import KEYED, SINGLE, VARIADIC, NodeSpec
+from soma.training import FitCall
 
 __all__: list[str] = []
 
@@ -31,6 +32,7 @@ class _Stopped(Exception):
 
 class _Run:
     __slots__ = (
+        "backend",
         "cache",
         "callbacks",
         "error",
@@ -49,6 +51,7 @@ class _Run:
         "state_keys",
         "states",
         "stopped",
+        "strategy",
         "values",
         "workers",
         "y",
@@ -163,13 +166,11 @@ def _run_node(spec: NodeSpec, run: _Run, use_cache: bool) -> None:
                 found, state, tier = run.cache.lookup(state_key)  # type: ignore[union-attr]
                 hits += found
             if not found:
-                if spec.fit_takes_y:
-                    if spec.mode == VARIADIC:
-                        state = spec.filter.fit(*args, y=run.y)
-                    else:
-                        state = spec.filter.fit(*args, run.y)
-                else:
-                    state = spec.filter.fit(*args)
+                # The graph's training strategy carries the fit out (Local: right here).
+                call = FitCall(
+                    name, spec.filter, args, run.y, spec.fit_takes_y, spec.mode == VARIADIC
+                )
+                state = run.strategy.fit(call)
                 if use_cache:
                     run.cache.put(state_key, state)  # type: ignore[union-attr,arg-type]
             run.new_states[(name, path)] = state

@@ -1,29 +1,30 @@
 """The executor: one walk over an ExecutionPlan for fit, forward and fit_forward.
 
-A run keeps one output store (``values``: node name -> output) and, when a cache is in use,
-one key store (node name -> Merkle key). Keys are computed top-down without touching
-values: a node's state key hashes (filter fingerprint, input keys, label key) and its
-output key hashes (filter fingerprint, state key, input keys), so an unchanged graph on
-unchanged data finds every node in the cache, and a changed param or code line changes
-the keys of that node and its descendants only.
+A run keeps one output store (``values``: node name -> output) and, when a cache is in
+use, one key store (node name -> Merkle key; recipes in ``soma.cache.keys``). Keys are
+computed top-down without touching values: a node's state key hashes (filter fingerprint,
+input keys, label key) and its output key hashes (filter fingerprint, state key, input
+keys), so an unchanged graph on unchanged data finds every node in the cache, and a
+changed param or code line changes the keys of that node and its descendants only.
+A node's fit goes through the graph's training strategy (``soma.training``; ``Local``).
 
-Parallel branches run in a shared thread pool. The calling thread works too and helpers
-claim branches one at a time, so nested Parallel steps never wait on work that no thread
-has started (no pool deadlock). The caller's contextvars are copied into every helper.
-The first failure stops the remaining nodes of the run and reaches the caller as an
-ExecutionError naming the node, with the original exception chained.
+Parallel branches run on the graph's execution backend (``soma.execution``; a thread pool
+by default). The calling thread works too and helpers claim branches one at a time, so
+nested Parallel steps never wait on work that no thread has started (no pool deadlock).
+The caller's contextvars are copied into every helper. The first failure stops the
+remaining nodes of the run and reaches the caller as an ExecutionError naming the node,
+with the original exception chained.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import itertools
-import os
 import secrets
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ from soma.cache import Cache
 from soma.cache import keys as cache_keys
 from soma.errors import ExecutionError, GraphError, ValidationError
 from soma.events import EventCallback, NodeReport, RunReport
+from soma.execution import ExecutionBackend, ThreadBackend, default_workers
 from soma.plan import (
     Branch,
     Cached,
@@ -53,33 +55,16 @@ from soma.plan import (
     Sequence,
     Step,
 )
+from soma.training import Local, TrainingStrategy
 
 __all__ = ["RunResult", "default_workers", "execute"]
 
-_CPUS = os.cpu_count() or 1  # os.cpu_count() is slow enough to matter per run
-
-
-def default_workers() -> int:
-    return _CPUS
-
+_LOCAL = Local()
 
 # Run ids: unique within the process (a counter) and across processes (a random prefix);
 # cheaper than uuid4 on every forward.
 _RUN_PREFIX = secrets.token_hex(3)
 _run_counter = itertools.count(1)
-
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def _pool(size: int) -> ThreadPoolExecutor:
-    with _pools_lock:
-        pool = _pools.get(size)
-        if pool is None:
-            pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="soma-worker")
-            _pools[size] = pool
-        return pool
 
 
 @dataclass(slots=True)
@@ -102,14 +87,22 @@ def execute(
     cache: Cache | None,
     callbacks: tuple[EventCallback, ...] = (),
     max_workers: int | None = None,
+    backend: ExecutionBackend | None = None,
+    strategy: TrainingStrategy | None = None,
 ) -> RunResult:
-    """Run ``plan`` on input ``x``; fit every node first when ``fitting``."""
+    """Run ``plan`` on input ``x``; fit every node first when ``fitting``.
+
+    ``backend`` runs parallel branches (None: a thread pool for this run only, when a
+    parallel step needs one); ``strategy`` fits the nodes (None: ``Local``).
+    """
     if max_workers is not None and max_workers < 1:
         # `max_workers or default` would turn 0 into "every CPU" and a negative count into
         # a silent sequential run; Graph validates too, this guards direct callers.
         raise ValidationError("max_workers", f"expected an int >= 1, got {max_workers!r}")
     phase = "fit" if fitting else "forward"
+    workers = max_workers or default_workers()
     run = _Run(
+        backend=backend if backend is not None and backend.in_process else None,
         cache=cache,
         callbacks=callbacks,
         error=None,
@@ -127,8 +120,9 @@ def execute(
         state_keys=state_keys,
         states=states,
         stopped=False,
+        strategy=strategy if strategy is not None else _LOCAL,
         values={("in", None): x},
-        workers=max_workers or default_workers(),
+        workers=workers,
         y=y,
         y_key=None,
     )
@@ -136,6 +130,7 @@ def execute(
     started = _perf()
     if callbacks:
         run.emit("run_started", total_nodes=len(plan.nodes))
+    owned = run.backend is None  # a run-local pool, made only if a Parallel step needs it
     try:
         if run.keyed:
             run.keys[("in", None)] = cache_keys.input_key("x", x)
@@ -167,6 +162,9 @@ def execute(
         with contextlib.suppress(Exception):
             exc.__soma_report__ = run.report  # type: ignore[attr-defined]
         raise
+    finally:
+        if owned and run.backend is not None:
+            run.backend.shutdown(wait=False)
     _finish_report(run, started, None)
     if callbacks:
         run.emit("run_finished", duration_s=run.report.duration_s)
@@ -230,9 +228,17 @@ def _run_parallel(step: Parallel, run: _Run) -> None:
             _run_step(branch, run)
         return
     state = _ParallelState()
-    pool = _pool(run.workers - 1)  # the calling thread is the last worker
+    backend = run.backend
+    if backend is None:
+        with run.lock:
+            if run.backend is None:  # the calling thread is the last worker
+                run.backend = ThreadBackend(run.workers - 1)
+            backend = run.backend
+    helpers = min(helpers, backend.max_workers)
     for _ in range(helpers):
-        pool.submit(contextvars.copy_context().run, _drain, branches, run, state)
+        backend.submit(
+            functools.partial(contextvars.copy_context().run, _drain, branches, run, state)
+        )
     _drain(branches, run, state)
     with state.cond:
         while state.done < count:

@@ -23,17 +23,20 @@ import re
 import threading
 from typing import Any
 
-from soma._control import ControlStep
+from soma._control_flow import ControlStep
 from soma._expr import Chain, Fork
 from soma._graph_render import render_dot, render_mermaid, render_summary, render_text
-from soma.cache import Cache
+from soma.cache import CacheStore
 from soma.errors import GraphError, ParamError, ValidationError
 from soma.events import EventCallback, RunReport
 from soma.execute import StateKey, execute
+from soma.execution import ExecutionBackend, ThreadBackend, default_workers
 from soma.filter import Filter
 from soma.fingerprint import combine, filter_fingerprint
 from soma.plan import ExecutionPlan, compile_graph
 from soma.space import SearchSpace
+from soma.topology import Topology
+from soma.training import Local, TrainingStrategy
 
 __all__ = ["Graph"]
 
@@ -50,11 +53,20 @@ class Graph:
     """A directed acyclic graph of filters. Build it with :meth:`node`/:meth:`connect` or
     :meth:`somatize`; run it with :meth:`fit`, :meth:`forward`, :meth:`fit_forward`."""
 
-    def __init__(self, *, cache: Cache | None = None, max_workers: int | None = None) -> None:
-        if cache is not None and not isinstance(cache, Cache):
-            raise ValidationError("cache", f"expected a soma.Cache or None, got {cache!r}")
-        self._cache = cache
+    def __init__(
+        self,
+        *,
+        cache: CacheStore | None = None,
+        max_workers: int | None = None,
+        backend: ExecutionBackend | None = None,
+        strategy: TrainingStrategy | None = None,
+    ) -> None:
+        self._cache = _check_cache(cache)
+        self._backend = _check_backend(backend)
+        self._own_backend: ExecutionBackend | None = None  # made on first use, see backend
+        self._strategy = _check_strategy(strategy)
         self.max_workers = max_workers
+        self._topology: Topology | None = None
         self._filters: dict[str, Filter] = {}
         self._preds: dict[str, list[str]] = {}
         self._succs: dict[str, list[str]] = {}
@@ -71,16 +83,43 @@ class Graph:
         self.last_run: RunReport | None = None
 
     @property
-    def cache(self) -> Cache | None:
-        """The Cache results go through (None: no caching). Settable."""
+    def cache(self) -> CacheStore | None:
+        """The cache store results go through (None: no caching). Settable."""
         return self._cache
 
     @cache.setter
-    def cache(self, cache: Cache | None) -> None:
-        if cache is not None and not isinstance(cache, Cache):
-            raise ValidationError("cache", f"expected a soma.Cache or None, got {cache!r}")
-        self._cache = cache
+    def cache(self, cache: CacheStore | None) -> None:
+        self._cache = _check_cache(cache)
         self._plan = None  # Cached steps depend on it
+
+    @property
+    def backend(self) -> ExecutionBackend:
+        """Where parallel branches run (``soma.execution``). Settable; by default a thread
+        pool of ``max_workers - 1`` threads (the calling thread is the last worker), made
+        on first use and shared with this graph's copies."""
+        if self._backend is not None:
+            return self._backend
+        backend = self._own_backend
+        if backend is None:
+            with self._lock:
+                if self._own_backend is None:
+                    workers = self.max_workers or default_workers()
+                    self._own_backend = ThreadBackend(max(1, workers - 1))
+                backend = self._own_backend
+        return backend
+
+    @backend.setter
+    def backend(self, backend: ExecutionBackend | None) -> None:
+        self._backend = _check_backend(backend)
+
+    @property
+    def strategy(self) -> TrainingStrategy:
+        """How each node's fit is carried out (``soma.training``; default ``Local``)."""
+        return self._strategy
+
+    @strategy.setter
+    def strategy(self, strategy: TrainingStrategy | None) -> None:
+        self._strategy = _check_strategy(strategy)
 
     @property
     def max_workers(self) -> int | None:
@@ -96,6 +135,7 @@ class Graph:
         ):
             raise ValidationError("max_workers", f"expected an int >= 1, got {value!r}")
         self._max_workers = value
+        self._own_backend = None  # sized by max_workers: made again on next use
 
     # -- building ------------------------------------------------------------------------
 
@@ -104,12 +144,14 @@ class Graph:
         cls,
         expr: Filter | Chain | Fork,
         *,
-        cache: Cache | None = None,
+        cache: CacheStore | None = None,
         max_workers: int | None = None,
+        backend: ExecutionBackend | None = None,
+        strategy: TrainingStrategy | None = None,
     ) -> Graph:
         """A graph from an expression: ``a >> (b | c) >> d`` gives b and c a's output and d
         both (in fork order). Branch and Loop steps are expanded into their arms' nodes."""
-        graph = cls(cache=cache, max_workers=max_workers)
+        graph = cls(cache=cache, max_workers=max_workers, backend=backend, strategy=strategy)
         graph._add_expr(expr, [], None)
         graph.compile()  # report cycles, fan-in mismatches and dangling nodes now
         return graph
@@ -197,9 +239,21 @@ class Graph:
 
     def _changed(self) -> None:
         self._plan = None
+        self._topology = None
         self._states, self._state_keys, self._fitted = {}, {}, False
 
     # -- structure -----------------------------------------------------------------------
+
+    @property
+    def topology(self) -> Topology:
+        """The graph's structure as one frozen value (what the compiler and renderers read)."""
+        topology = self._topology
+        if topology is None:
+            topology = Topology.of(
+                self._filters, self._preds, self._succs, self._edges, self._owner, self._arms
+            )
+            self._topology = topology
+        return topology
 
     @property
     def nodes(self) -> dict[str, Filter]:
@@ -230,7 +284,7 @@ class Graph:
         if plan is None:
             with self._lock:
                 if self._plan is None:
-                    self._plan = compile_graph(self, cached=self.cache is not None)
+                    self._plan = compile_graph(self.topology, cached=self.cache is not None)
                 plan = self._plan
         return plan
 
@@ -271,6 +325,8 @@ class Graph:
                 cache=self.cache,
                 callbacks=self._callbacks,
                 max_workers=self.max_workers,
+                backend=self.backend,
+                strategy=self._strategy,
             )
         except Exception as exc:
             report = getattr(exc, "__soma_report__", None)
@@ -359,6 +415,7 @@ class Graph:
                 copy._filters[node] = self._filters[node].with_params(**values)
             except ParamError as exc:
                 raise ParamError(f"node {node!r}: {exc}") from exc
+        copy._topology = None  # its filters changed
         return copy
 
     def with_filter(self, node: str, new_filter: Filter) -> Graph:
@@ -373,11 +430,18 @@ class Graph:
             raise GraphError(f"with_filter: {node!r} is a Branch/Loop; rebuild the graph instead")
         copy = self._copy()
         copy._filters[node] = new_filter
+        copy._topology = None
         copy.compile()  # fan-in against the new forward signature
         return copy
 
     def _copy(self) -> Graph:
-        copy = Graph(cache=self.cache, max_workers=self.max_workers)
+        copy = Graph(
+            cache=self.cache,
+            max_workers=self.max_workers,
+            backend=self._backend,
+            strategy=self._strategy,
+        )
+        copy._own_backend = self._own_backend  # same size: share the pool
         copy._filters = dict(self._filters)
         copy._preds = {k: list(v) for k, v in self._preds.items()}
         copy._succs = {k: list(v) for k, v in self._succs.items()}
@@ -393,13 +457,14 @@ class Graph:
 
     def fingerprint(self) -> str:
         """Code + parameter fingerprint of the whole graph (hex)."""
+        topology = self.topology
         parts = []
-        for name, flt in self._filters.items():
+        for name, flt in topology.filters.items():
             parts.append(f"{name}={filter_fingerprint(flt)}")
-            owner = self._owner.get(name)
+            owner = topology.owner.get(name)
             if owner is not None:
                 parts.append(f"{name}@{owner[0]}/{owner[1]}")
-        parts.extend(f"{a}->{b}" for a, b in self._edges)
+        parts.extend(f"{a}->{b}" for a, b in topology.edges)
         return combine("graph", *parts)
 
     def to_mermaid(self) -> str:
@@ -416,3 +481,32 @@ class Graph:
 
     def __str__(self) -> str:
         return self.to_text()
+
+
+def _check_cache(cache: Any) -> CacheStore | None:
+    if cache is not None and not isinstance(cache, CacheStore):
+        raise ValidationError(
+            "cache", f"expected a soma.Cache (or a soma.cache.CacheStore) or None, got {cache!r}"
+        )
+    return cache
+
+
+def _check_backend(backend: Any) -> ExecutionBackend | None:
+    if backend is not None and not isinstance(backend, ExecutionBackend):
+        raise ValidationError(
+            "backend", f"expected a soma.execution.ExecutionBackend or None, got {backend!r}"
+        )
+    return backend
+
+
+_LOCAL = Local()
+
+
+def _check_strategy(strategy: Any) -> TrainingStrategy:
+    if strategy is None:
+        return _LOCAL
+    if not isinstance(strategy, TrainingStrategy):
+        raise ValidationError(
+            "strategy", f"expected a soma.training.TrainingStrategy or None, got {strategy!r}"
+        )
+    return strategy

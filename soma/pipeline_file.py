@@ -27,21 +27,11 @@ from typing import Any
 from soma._expr import Chain, Fork
 from soma.cache import Cache
 from soma.errors import ProjectError, ValidationError
+from soma.experiments import Splits
 from soma.filter import Filter
 from soma.graph import Graph
 
 __all__ = ["PipelineFile", "Splits", "load_pipeline_file", "split_ref"]
-
-
-@dataclass(frozen=True, slots=True)
-class Splits:
-    """Training and validation data; ``has_validation`` is False for an ``(x, y)`` file."""
-
-    x_train: Any
-    y_train: Any
-    x_valid: Any
-    y_valid: Any
-    has_validation: bool
 
 
 @dataclass(frozen=True)
@@ -58,7 +48,8 @@ class PipelineFile:
     module: ModuleType
 
     def splits(self) -> Splits:
-        """Call ``data()`` and check its shape: 4 values, or 2 (no validation split)."""
+        """Call ``data()`` and check its shape: 4 values, or 2 (no validation split, then
+        ``has_validation`` is False and the training data is scored)."""
         try:
             result = self.data()
         except Exception as exc:
@@ -69,9 +60,7 @@ class PipelineFile:
                 f"{self.path}: data() must return (x_train, y_train, x_valid, y_valid) "
                 f"or (x, y), got {got}"
             )
-        if len(result) == 2:
-            return Splits(result[0], result[1], result[0], result[1], False)
-        return Splits(result[0], result[1], result[2], result[3], True)
+        return Splits.from_arrays(*result)
 
     def score(self, y_true: Any, y_pred: Any) -> float | None:
         """The metric's value, or None when the file defines no metric."""

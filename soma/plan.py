@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from soma._control import Branch as BranchFilter
-from soma._control import ControlStep
-from soma._control import Loop as LoopFilter
+from soma._control_flow import Branch as BranchFilter
+from soma._control_flow import ControlStep
+from soma._control_flow import Loop as LoopFilter
 from soma.errors import GraphError
 
 if TYPE_CHECKING:
-    from soma.graph import Graph
+    from soma.topology import Topology
 
 __all__ = [
     "Branch",
@@ -189,33 +189,34 @@ def _render(step: Step, depth: int, lines: list[str], nodes: dict[str, NodeSpec]
 # -- compiler ------------------------------------------------------------------------
 
 
-def compile_graph(graph: Graph, *, cached: bool) -> ExecutionPlan:
-    """Check ``graph`` and build its plan; ``cached`` wraps cacheable nodes in Cached."""
+def compile_graph(topology: Topology, *, cached: bool) -> ExecutionPlan:
+    """Check a graph's ``topology`` and build its plan; ``cached`` wraps cacheable nodes in
+    Cached."""
     from soma._decompose import decompose  # it imports the step classes from this module
 
-    filters = graph._filters
-    preds = graph._preds
+    filters = topology.filters
+    preds = topology.preds
     members: dict[tuple[str | None, str | None], list[str]] = {(None, None): []}
-    for owner, arms in graph._arms.items():
+    for owner, arms in topology.arms.items():
         for label, names in arms.items():
             members[(owner, label)] = list(names)
     for name in filters:
-        if name not in graph._owner:
+        if name not in topology.owner:
             members[(None, None)].append(name)
 
-    loop_members = _loop_members(graph)
+    loop_members = _loop_members(topology)
     specs: dict[str, NodeSpec] = {}
     regions: dict[tuple[str | None, str | None], Region] = {}
     for key, names in members.items():
-        order = _toposort(names, preds, graph._succs)
-        leaves = [n for n in order if not graph._succs[n]]
+        order = _toposort(names, preds, topology.succs)
+        leaves = [n for n in order if not topology.succs[n]]
         regions[key] = Region(key[0], key[1], order, leaves)
         for name in order:
-            specs[name] = _node_spec(graph, name, key[0], name in loop_members)
+            specs[name] = _node_spec(topology, name, key[0], name in loop_members)
 
-    plan_warnings = _dangling_warnings(graph, regions[(None, None)])
+    plan_warnings = _dangling_warnings(topology, regions[(None, None)])
     for region in regions.values():
-        region.step = decompose(region.nodes, preds, graph._succs)
+        region.step = decompose(region.nodes, preds, topology.succs)
 
     steps_for: dict[str, Step] = {}
 
@@ -232,7 +233,7 @@ def compile_graph(graph: Graph, *, cached: bool) -> ExecutionPlan:
         return step
 
     # Inner regions first (deepest owners first) so composites can embed their arms.
-    for owner in reversed(_composite_order(graph, regions)):
+    for owner in reversed(_composite_order(topology, regions)):
         control = filters[owner]
         arm_steps = tuple(
             (label, resolve(regions[(owner, label)].step))  # type: ignore[arg-type]
@@ -257,7 +258,7 @@ def _flatten_order(regions: dict, owner: str | None, label: str | None, out: lis
                 _flatten_order(regions, key[0], key[1], out)
 
 
-def _composite_order(graph: Graph, regions: dict) -> list[str]:
+def _composite_order(topology: Topology, regions: dict) -> list[str]:
     """Composite nodes, outermost first."""
     result: list[str] = []
     queue = deque([None])
@@ -267,21 +268,21 @@ def _composite_order(graph: Graph, regions: dict) -> list[str]:
             if region_owner != owner:
                 continue
             for name in region.nodes:
-                if name in graph._arms and name not in result:
+                if name in topology.arms and name not in result:
                     result.append(name)
                     queue.append(name)
     return result
 
 
-def _loop_members(graph: Graph) -> set[str]:
+def _loop_members(topology: Topology) -> set[str]:
     inside: set[str] = set()
-    for name, (owner, _label) in graph._owner.items():
+    for name, (owner, _label) in topology.owner.items():
         cursor: str | None = owner
         while cursor is not None:
-            if isinstance(graph._filters[cursor], LoopFilter):
+            if isinstance(topology.filters[cursor], LoopFilter):
                 inside.add(name)
                 break
-            cursor = graph._owner.get(cursor, (None, None))[0]
+            cursor = topology.owner.get(cursor, (None, None))[0]
     return inside
 
 
@@ -325,9 +326,9 @@ def _find_cycle(names: list[str], succs: dict) -> list[str]:
     return names  # pragma: no cover - only called when a cycle exists
 
 
-def _node_spec(graph: Graph, name: str, owner: str | None, in_loop: bool) -> NodeSpec:
-    flt = graph._filters[name]
-    node_preds = graph._preds[name]
+def _node_spec(topology: Topology, name: str, owner: str | None, in_loop: bool) -> NodeSpec:
+    flt = topology.filters[name]
+    node_preds = topology.preds[name]
     sources: tuple[Any, ...] = tuple(node_preds) if node_preds else (("in", owner),)
     is_control = isinstance(flt, ControlStep)
     arity = 1 if is_control else type(flt).input_arity()
@@ -391,11 +392,11 @@ def _fit_signature(fit: Any) -> tuple[int, bool, bool]:
     return positional, variadic, has_y
 
 
-def _dangling_warnings(graph: Graph, top: Region) -> list[str]:
+def _dangling_warnings(topology: Topology, top: Region) -> list[str]:
     names = top.nodes
     if len(names) < 2:
         return []
-    isolated = [n for n in names if not graph._preds[n] and not graph._succs[n]]
+    isolated = [n for n in names if not topology.preds[n] and not topology.succs[n]]
     if not isolated or len(isolated) == len(names):
         return []
     message = (

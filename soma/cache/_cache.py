@@ -21,20 +21,19 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from soma.cache._base import CacheStats, CacheStore
+from soma.cache._folder import FolderEntries, is_hex
 from soma.errors import CacheError, ValidationError
 
 __all__ = ["Cache", "CacheStats"]
@@ -43,22 +42,7 @@ _log = logging.getLogger("soma.cache")
 _MISSING = object()
 
 
-@dataclass(frozen=True, slots=True)
-class CacheStats:
-    """Counters since the Cache object was made, plus what is stored now."""
-
-    hits: int
-    misses: int
-    writes: int
-    memory_entries: int
-    disk_entries: int
-    disk_bytes: int
-    memory_hits: int = 0
-    disk_hits: int = 0
-    corrupt_entries: int = 0
-
-
-class Cache:
+class Cache(CacheStore):
     """In-memory LRU (``memory_items`` entries) over an optional on-disk folder (``path``)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, memory_items: int = 256) -> None:
@@ -68,6 +52,7 @@ class Cache:
             if self.path.exists() and not self.path.is_dir():
                 raise ValidationError("path", f"{self.path} exists and is not a folder")
             self.path.mkdir(parents=True, exist_ok=True)
+        self._entries = FolderEntries(self.path) if self.path is not None else None
         self._memory_items = memory_items
         self._memory: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
@@ -92,11 +77,6 @@ class Cache:
         return f"Cache({where}, memory_items={self.memory_items})"
 
     # -- lookups -------------------------------------------------------------------------
-
-    def get(self, key: str) -> tuple[bool, Any]:
-        """``(True, value)`` on a hit, ``(False, None)`` on a miss."""
-        found, value, _tier = self.lookup(key)
-        return found, value
 
     def lookup(self, key: str) -> tuple[bool, Any, str | None]:
         """Like :meth:`get`, also naming the tier that served it (``"memory"``/``"disk"``)."""
@@ -125,7 +105,10 @@ class Cache:
         with self._lock:
             if key in self._memory:
                 return True
-        return self.path is not None and (self._entry_dir(key) / f"{key}.meta").exists()
+        if self._entries is None:
+            return False
+        self._check_key(key)
+        return self._entries.exists(f"{key}.meta")
 
     def put(self, key: str, value: Any) -> bool:
         """Store ``value``; False (and a log line) when it cannot be serialized to disk."""
@@ -157,10 +140,9 @@ class Cache:
 
     def stats(self) -> CacheStats:
         entries = size = 0
-        for file in self._entry_files():
-            if file.suffix == ".meta":
-                entries += 1
-            size += file.stat().st_size
+        for name, nbytes in self._entries.names() if self._entries is not None else ():
+            entries += name.endswith(".meta")
+            size += nbytes
         with self._lock:
             return CacheStats(
                 hits=self._hits,
@@ -183,39 +165,15 @@ class Cache:
         """
         with self._lock:
             self._memory.clear()
-        shards = set()
-        for file in self._entry_files(leftovers=True):
-            file.unlink(missing_ok=True)
-            shards.add(file.parent)
-        for shard in shards:
-            with contextlib.suppress(OSError):
-                shard.rmdir()  # only when empty
-
-    def _entry_files(self, *, leftovers: bool = False) -> list[Path]:
-        """The files of the disk tier: entries (and, with ``leftovers``, temp files)."""
-        if self.path is None or not self.path.is_dir():
-            return []
-        found = []
-        for shard in self.path.iterdir():
-            if not (shard.is_dir() and _is_hex(shard.name) and len(shard.name) == 2):
-                continue
-            for file in shard.iterdir():
-                name = file.name
-                temp = name.startswith(".") and name.endswith(".tmp")  # see _atomic_write
-                stem, _, suffix = name.removeprefix(".").partition(".")
-                if not (_is_hex(stem) and stem.startswith(shard.name) and file.is_file()):
-                    continue
-                if (leftovers and temp) or (not temp and suffix in _ENTRY_SUFFIXES):
-                    found.append(file)
-        return found
+        if self._entries is not None:
+            self._entries.clear()
 
     # -- disk tier -----------------------------------------------------------------------
 
-    def _entry_dir(self, key: str) -> Path:
-        assert self.path is not None
-        if len(key) < 8 or not _is_hex(key):
+    @staticmethod
+    def _check_key(key: str) -> None:
+        if len(key) < 8 or not is_hex(key):
             raise CacheError(f"cache key must be a hex digest, got {key!r}")
-        return self.path / key[:2]
 
     def _disk_write(self, key: str, value: Any) -> None:
         np = sys.modules.get("numpy")
@@ -227,19 +185,25 @@ class Cache:
             import cloudpickle
 
             payload, fmt = cloudpickle.dumps(value, protocol=5), "pkl"
-        folder = self._entry_dir(key)
-        folder.mkdir(parents=True, exist_ok=True)
+        self._check_key(key)
+        assert self._entries is not None
         meta = {"format": fmt, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
-        _atomic_write(folder / f"{key}.{fmt}", payload)
-        _atomic_write(folder / f"{key}.meta", json.dumps(meta).encode())
+        # Payload first, then meta: a reader trusts an entry only once its meta exists.
+        self._entries.put(f"{key}.{fmt}", payload)
+        self._entries.put(f"{key}.meta", json.dumps(meta).encode())
 
     def _disk_read(self, key: str) -> Any:
-        folder = self._entry_dir(key)
-        meta_path = folder / f"{key}.meta"
+        self._check_key(key)
+        assert self._entries is not None
         try:
-            meta = json.loads(meta_path.read_bytes())
+            raw = self._entries.get(f"{key}.meta")
+            if raw is None:
+                return _MISSING
+            meta = json.loads(raw)
             fmt = meta["format"]
-            payload = (folder / f"{key}.{fmt}").read_bytes()
+            payload = self._entries.get(f"{key}.{fmt}")
+            if payload is None:
+                return _MISSING
         except FileNotFoundError:
             return _MISSING
         except (OSError, ValueError, KeyError, TypeError):
@@ -266,9 +230,9 @@ class Cache:
         _log.warning("soma cache: entry %s is corrupt (%s); recomputing", key[:12], reason)
         with self._lock:
             self._corrupt += 1
-        folder = self._entry_dir(key)
+        assert self._entries is not None
         for suffix in (".meta", ".npy", ".pkl"):
-            (folder / f"{key}{suffix}").unlink(missing_ok=True)
+            self._entries.remove(f"{key}{suffix}")
 
 
 def _check_memory_items(value: Any) -> None:
@@ -301,22 +265,3 @@ def _thaw(value: Any) -> Any:
     if np is not None and type(value) is np.ndarray and not value.flags.writeable:
         return value.copy()
     return value
-
-
-_ENTRY_SUFFIXES = ("meta", "npy", "pkl")
-_HEX_DIGITS = frozenset("0123456789abcdef")
-
-
-def _is_hex(text: str) -> bool:
-    return bool(text) and all(c in _HEX_DIGITS for c in text)
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,13 +1,16 @@
-"""Metrics named in ``soma.toml``: built-ins backed by scikit-learn, or ``FILE.py:FUNCTION``."""
+"""Metrics named in ``soma.toml``: built-ins backed by scikit-learn, or ``FILE.py:FUNCTION``.
+
+The resolved metric is the one :class:`soma.experiments.MetricSpec`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from soma.errors import ProjectError
+from soma.experiments._metrics import MetricSpec
 from soma.project._config import CONFIG_FILE, MetricConfig, parse_ref, project_relative
 from soma.project._imports import describe_import_error, import_file, relative_path
 
@@ -23,23 +26,6 @@ BUILTIN_METRICS: dict[str, tuple[str, dict[str, Any], str]] = {
     "rmse": ("root_mean_squared_error", {}, "minimize"),
     "mae": ("mean_absolute_error", {}, "minimize"),
 }
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """A metric and which way is better. ``fn(y_true, y_pred) -> float``."""
-
-    name: str
-    direction: str  # "maximize" | "minimize"
-    fn: Callable[[Any, Any], float]
-    source: str = ""  # "sklearn.metrics.accuracy_score" or "metrics.py:top2"
-
-    def __call__(self, y_true: Any, y_pred: Any) -> float:
-        return self.fn(y_true, y_pred)
-
-    def better(self, a: float, b: float) -> bool:
-        """True when ``a`` is strictly better than ``b`` in this metric's direction."""
-        return a > b if self.direction == "maximize" else a < b
 
 
 class _SklearnMetric:

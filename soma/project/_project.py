@@ -101,14 +101,8 @@ class Project:
             value, ref_fingerprint = resolve_with_fingerprint(value)
         except Exception as exc:
             raise ProjectError(f"{source}: cannot read the referenced data: {exc}") from exc
-        splits = coerce_splits(value, source)
-        from soma.fingerprint import hash_value  # the runtime's canonical content hash
-
-        return with_fingerprint(
-            splits,
-            ref_fingerprint
-            or hash_value({"train": splits.train, "valid": splits.valid, "test": splits.test}),
-        )
+        # Without refs the splits hash their content on first use (data_fingerprint).
+        return with_fingerprint(coerce_splits(value, source), ref_fingerprint)
 
     def __repr__(self) -> str:
         return f"Project({self.name!r}, root={str(self.root)!r})"

@@ -7,13 +7,13 @@ naming the field and what was expected; nothing is created before validation pas
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import ValidationError
+from soma.experiments._metrics import DIRECTIONS, MetricFailed, MetricSpec, as_objective_value
+from soma.experiments._splits import Splits, splits_from_data
 from soma.project._paths import ProjectPaths, project_paths
 
 if TYPE_CHECKING:
@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DIRECTIONS",
     "MetricDef",
+    "MetricFailed",
     "ProjectPaths",
     "Splits",
+    "as_objective_value",
     "check_count",
     "check_direction",
     "check_run_name",
@@ -38,8 +40,6 @@ __all__ = [
     "resolve_project",
     "resolve_storage",
 ]
-
-DIRECTIONS = ("maximize", "minimize")
 
 
 def check_direction(value: Any, field: str = "direction") -> str:
@@ -77,46 +77,9 @@ def check_run_name(value: Any, kind: str) -> str:
 # -- metrics -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MetricDef:
-    """One objective: its name, which way is better, and ``fn(y_true, y_pred)`` (None when a
-    user objective computes the value itself)."""
-
-    name: str
-    direction: str
-    fn: Callable[[Any, Any], float] | None
-
-    def score(self, y_true: Any, y_pred: Any) -> float:
-        assert self.fn is not None
-        try:
-            value = self.fn(y_true, y_pred)
-        except Exception as exc:
-            raise MetricFailed(
-                self.name, f"metric {self.name!r} raised {type(exc).__name__}: {exc}"
-            ) from exc
-        return as_objective_value(value, f"metric {self.name!r}")
-
-
-class MetricFailed(Exception):
-    """A metric or objective raised or returned something that is not a finite number."""
-
-    def __init__(self, name: str, message: str) -> None:
-        self.name = name
-        super().__init__(message)
-
-
-def as_objective_value(value: Any, what: str) -> float:
-    if isinstance(value, bool):
-        raise MetricFailed(what, f"{what} returned a bool {value!r}, expected a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise MetricFailed(
-            what, f"{what} returned {type(value).__name__} {value!r}, expected a number"
-        ) from None
-    if not math.isfinite(number):
-        raise MetricFailed(what, f"{what} returned {number}, expected a finite number")
-    return number
+#: A study's objective: the one :class:`soma.experiments.MetricSpec` (``fn`` is None when
+#: a user objective computes the value itself).
+MetricDef = MetricSpec
 
 
 def _builtin_metric(name: str) -> tuple[Callable[[Any, Any], float], str] | None:
@@ -248,40 +211,10 @@ def _check_unique(names: list[str]) -> None:
 # -- data --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Splits:
-    """Training data, and the data the metric is measured on (the training data again when
-    no validation split was given)."""
-
-    x_train: Any
-    y_train: Any
-    x_valid: Any
-    y_valid: Any
-    has_valid: bool
-
-
 def resolve_data(data: Any) -> Splits:
     """``(x_train, y_train, x_valid, y_valid)``, ``(x, y)``, ``{"train": (x, y), "valid":
-    (x, y)}`` or an object with ``train`` and ``valid`` pairs (``soma.project.Splits``)."""
-    expected = (
-        "expected (x_train, y_train, x_valid, y_valid), (x, y), "
-        "{'train': (x, y), 'valid': (x, y)} or a soma.project.Splits"
-    )
-    if isinstance(data, Mapping):
-        train, valid = data.get("train"), data.get("valid")
-    elif hasattr(data, "train") and hasattr(data, "valid"):
-        train, valid = data.train, data.valid
-    elif isinstance(data, tuple | list) and len(data) in (2, 4):
-        if len(data) == 2:
-            return Splits(data[0], data[1], data[0], data[1], False)
-        return Splits(data[0], data[1], data[2], data[3], True)
-    else:
-        raise ValidationError("data", f"{expected}; got {type(data).__name__}")
-    for name, pair in (("train", train), ("valid", valid)):
-        if not isinstance(pair, tuple | list) or len(pair) != 2:
-            raise ValidationError(f"data.{name}", f"expected an (x, y) pair, got {pair!r:.80}")
-    assert isinstance(train, tuple | list) and isinstance(valid, tuple | list)
-    return Splits(train[0], train[1], valid[0], valid[1], True)
+    (x, y)}`` or a :class:`soma.experiments.Splits` (kept with its fingerprint)."""
+    return splits_from_data(data)
 
 
 # -- graphs ------------------------------------------------------------------------------

@@ -44,7 +44,6 @@ class StudyRecorder:
         self.metric = metrics[0]
         self.metric_names = [m.name for m in metrics]
         self.data = data
-        self._data_fingerprint: str | None = None
         self.ids: dict[int, str] = {}
         self._owned_path: Path | None = None
         self._check_line()
@@ -115,12 +114,7 @@ class StudyRecorder:
     def data_fingerprint(self) -> str | None:
         if self.data is None:
             return None
-        if self._data_fingerprint is None:
-            from soma.fingerprint import hash_value
-
-            d = self.data
-            self._data_fingerprint = hash_value((d.x_train, d.y_train, d.x_valid, d.y_valid))
-        return self._data_fingerprint
+        return self.data.fingerprint  # the one recipe every tool records
 
     def record(
         self,

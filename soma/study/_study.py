@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import StudyError, ValidationError
+from soma.experiments import EvaluationError, evaluate
 from soma.study._inputs import (
     MetricFailed,
     as_objective_value,
@@ -35,6 +36,7 @@ from soma.study._inputs import (
     resolve_storage,
     storage_label,
 )
+from soma.study._intermediate import Pruned, _TrialContext, enter_trial, find_cause, leave_trial
 from soma.study._kb import StudyRecorder
 from soma.study._optuna import (
     check_pruner,
@@ -48,7 +50,6 @@ from soma.study._optuna import (
     private_tell,
     quiet_optuna,
 )
-from soma.study._report import Pruned, _TrialContext, enter_trial, find_cause, leave_trial
 from soma.study._result import (
     SOMA_ATTR,
     StudyProgress,
@@ -436,18 +437,18 @@ class Study:
                     f"objective returned {len(values)} value(s), expected {len(self.metrics)}",
                 )
             return [as_objective_value(v, "objective") for v in values]
-        data = self.data
-        assert data is not None
+        assert self.data is not None
         # Run reports instead of events: a graph without listeners emits nothing.
         try:
-            graph.fit(data.x_train, data.y_train)
-        finally:
-            usage.add_report(graph.last_run)
-        try:
-            prediction = graph.forward(data.x_valid)
-        finally:
-            usage.add_report(graph.last_run)
-        return [m.score(data.y_valid, prediction) for m in self.metrics]
+            evaluation = evaluate(graph, self.data, self.metrics)
+        except EvaluationError as exc:
+            for report in exc.reports:
+                usage.add_report(report)
+            # The trial records the node's or the metric's own error, as it is.
+            raise exc.cause from exc.cause.__cause__
+        for report in evaluation.reports:
+            usage.add_report(report)
+        return [evaluation.metrics[m.name] for m in self.metrics]
 
     def _finish(self, study: optuna.Study, trial: optuna.Trial, outcome: _Outcome) -> None:
         from optuna.trial import TrialState

@@ -1,0 +1,28 @@
+"""Execution backends: where the executor runs work that may run concurrently.
+
+The seam is :class:`ExecutionBackend`, one method wide::
+
+    future = backend.submit(node_call)   # node_call: a zero-argument callable
+    future.result()                      # its return value, or its exception re-raised
+
+``submit`` returns a ``concurrent.futures.Future`` (or anything with ``result()``,
+``done()`` and ``add_done_callback()``). ``max_workers`` says how many calls may run at
+once; ``shutdown()`` releases what the backend holds.
+
+:class:`ThreadBackend` is the first backend: a thread pool in this process, made on first
+use and owned by the backend object (no module-global pool). A ``Graph`` holds one
+(``Graph(backend=...)``; by default it makes its own, sized by ``max_workers``, and shares
+it with the copies ``with_params`` makes). Parallel branches of one run share that run's
+in-memory values, so the executor submits them to in-process backends only
+(``in_process = True``). A remote backend (Ray) sets ``in_process = False`` and receives
+self-contained node calls (filter, inputs and state travel with the call, cloudpickled),
+never a branch of a running plan: implement ``submit`` and ``max_workers``, and say
+``in_process = False``.
+"""
+
+from __future__ import annotations
+
+from soma.execution._base import ExecutionBackend, default_workers
+from soma.execution._threads import ThreadBackend
+
+__all__ = ["ExecutionBackend", "ThreadBackend", "default_workers"]
