@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import time
@@ -12,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import soma.errors
-from soma.errors import ExecutionError, GraphError, ParamError, ProjectError, SomaError
+from soma.errors import ExecutionError, ProjectError, ValidationError
+from soma.experiments import EvaluationError, ExperimentRun, cache_keys, evaluate
 from soma_mcp._base import ProgressCallback
 from soma_mcp._context import ToolContext
 from soma_mcp._errors import PipelineFailedError, ToolError
@@ -28,6 +28,12 @@ _RUNTIME_DIRS = (
     str(Path(__file__).resolve().parent),
 )
 _SKIPPED_FRAMES = ("concurrent/futures", "threading.py", "contextvars")
+#: Progress steps of an evaluation's stages.
+_STEPS = {
+    "fit": (1, "fitting on the training split"),
+    "forward": (2, "predicting the validation split"),
+    "metric": (3, "scoring"),
+}
 #: Frames nearest the raise that a shortened traceback always keeps.
 _RAISE_FRAMES = 3
 
@@ -39,41 +45,12 @@ def build_graph(
 
     Bad input becomes a ToolError naming ``spec``, ``params`` or ``seed``.
     """
-    from soma.graph import Graph
+    from soma.experiments import build_graph as build
 
     try:
-        expr = ctx.project.parse_spec(spec)
-    except (ProjectError, ParamError, GraphError) as exc:
-        raise ToolError(str(exc), field="spec") from None
-    try:
-        graph = Graph.somatize(expr, cache=ctx.cache)
-    except (GraphError, ParamError) as exc:
-        raise ToolError(str(exc), field="spec") from None
-    if params:
-        try:
-            graph = graph.with_params(params)
-        except (ParamError, GraphError) as exc:
-            raise ToolError(
-                f"{exc} (node parameters: {_param_names(graph)})", field="params"
-            ) from None
-    if seed is not None:
-        overrides = {
-            f"{node}.{name}": seed
-            for node, flt in graph.nodes.items()
-            for name in _SEED_PARAMS
-            if name in flt.params and f"{node}.{name}" not in params
-        }
-        if overrides:
-            try:
-                graph = graph.with_params(overrides)
-            except (ParamError, GraphError) as exc:
-                raise ToolError(str(exc), field="seed") from None
-    return graph
-
-
-def _param_names(graph: Any) -> str:
-    names = list(graph.params)
-    return ", ".join(names[:40]) + (", ..." if len(names) > 40 else "") or "none"
+        return build(spec, project=ctx.project, params=params, seed=seed, cache=ctx.cache)
+    except ValidationError as exc:
+        raise ToolError(exc.message, field=exc.field) from None
 
 
 def metric_for_line(ctx: ToolContext, line: Any) -> Any:
@@ -162,13 +139,10 @@ def run_pipeline(
         origin=inp.origin,
         idempotency_key=inp.idempotency_key,
     )
-    exp_id = kb.record(experiment)
-    if exp_id != my_id:  # the idempotency key was recorded before
-        prior = kb.get(exp_id)
-        if prior.status != "running":
-            return _replay(ctx, prior, line)
-        # An earlier attempt died while running: this run takes its record over.
-        kb.update(exp_id, status="running", started=started, error=None)
+    run = ExperimentRun.start(kb, experiment)
+    if run.replayed is not None:  # the idempotency key was recorded before
+        return _replay(ctx, run.replayed, line)
+    exp_id = run.id
     t0 = time.perf_counter()
     stage, reports, data_fingerprint = "data", [], None
     try:
@@ -177,32 +151,27 @@ def run_pipeline(
         data_fingerprint = splits.fingerprint
         if inp.seed is not None:
             _seed_globals(inp.seed)
-        stage = "fit"
-        _progress(progress, 1, "fitting on the training split")
-        graph.fit(*splits.train)
-        reports.append(graph.last_run)
-        stage = "forward"
-        _progress(progress, 2, "predicting the validation split")
-        predicted = graph.forward(splits.valid[0])
-        reports.append(graph.last_run)
-        stage = "metric"
-        _progress(progress, 3, "scoring")
-        metrics = ctx.project.score(splits.valid[1], predicted)
-        bad = {k: v for k, v in metrics.items() if v != v or v in (float("inf"), float("-inf"))}
-        if bad:
-            raise ValueError(f"metric(s) returned a non-finite value: {bad}")
-    except Exception as exc:  # user code (data loader, filters, metric): record, then report
+        # The project's metrics, the line's first: evaluate scores them all.
+        metrics_spec = [metric, *(m for m in ctx.project.metrics if m.name != metric.name)]
+        evaluation = evaluate(
+            graph, splits, metrics_spec, progress=lambda s: _progress(progress, *_STEPS[s])
+        )
+    except EvaluationError as exc:  # user code (filters, metric): record, then report
         duration = time.perf_counter() - t0
-        raise _failed(ctx, exp_id, exc, stage, duration, reports, data_fingerprint) from exc
+        raise _failed(
+            ctx, run, exc.cause, exc.stage, duration, exc.reports, data_fingerprint
+        ) from exc.cause
+    except Exception as exc:  # the data loader
+        duration = time.perf_counter() - t0
+        raise _failed(ctx, run, exc, stage, duration, reports, data_fingerprint) from exc
     duration = time.perf_counter() - t0
+    reports = evaluation.reports
+    metrics = {m.name: evaluation.metrics[m.name] for m in ctx.project.metrics}
     try:
-        kb.update(
-            exp_id,
-            status="ok",
-            metrics=metrics,
-            finished=_now(),
+        run.succeed(
+            metrics,
             duration_s=duration,
-            cache_keys=_cache_keys(reports),
+            cache_keys=evaluation.cache_keys,
             data_fingerprint=data_fingerprint,
         )
     finally:
@@ -240,7 +209,7 @@ def _seed_globals(seed: int) -> None:
 
 def _failed(
     ctx: ToolContext,
-    exp_id: str,
+    run: ExperimentRun,
     exc: Exception,
     stage: str,
     duration: float,
@@ -257,16 +226,13 @@ def _failed(
     error = f"node {node!r} failed during {phase}: {type(cause).__name__}: {cause}"
     ctx.line_stats.invalidate()
     # Recording is best effort: the original failure is what the caller needs to see.
-    with contextlib.suppress(SomaError):
-        ctx.kb.update(
-            exp_id,
-            status="failed",
-            error=f"{error}\n{tail}",
-            finished=_now(),
-            duration_s=duration,
-            cache_keys=_cache_keys(reports),
-            data_fingerprint=data_fingerprint,
-        )
+    run.fail(
+        f"{error}\n{tail}",
+        duration_s=duration,
+        cache_keys=cache_keys(reports),
+        data_fingerprint=data_fingerprint,
+    )
+    exp_id = run.id
     return PipelineFailedError(
         f"{error}\n\n{tail}\n\nRecorded as failed experiment {exp_id}.",
         node=node,
@@ -311,14 +277,6 @@ def _value_of(experiment: Any, metric: str) -> float | None:
         return None
     value = (experiment.metrics or {}).get(metric)
     return None if value is None else float(value)
-
-
-def _cache_keys(reports: list[Any]) -> dict[str, str]:
-    keys: dict[str, str] = {}
-    for report in reports:
-        for node, key in report.cache_keys.items():
-            keys[f"{report.phase}.{node}"] = key
-    return keys
 
 
 def _node_runs(reports: list[Any]) -> list[NodeRun]:

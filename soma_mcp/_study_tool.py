@@ -51,7 +51,7 @@ def run_study(
     try:
         study = Study(
             graph,
-            data=(*splits.train, *splits.valid),
+            data=splits,  # with its fingerprint: trials record the project's data
             metric=metric,
             direction=metric.direction,
             sampler=inp.sampler,

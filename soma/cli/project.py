@@ -201,6 +201,7 @@ def spec(
 
         try:
             splits = project.load_data()
+            out["data_fingerprint"] = splits.fingerprint  # what experiments record
             graph = Graph.somatize(expr, cache=Cache(project.cache_dir) if cache else None)
             graph.fit(*splits.train)
             fit_run = graph.last_run
