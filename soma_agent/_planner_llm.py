@@ -258,16 +258,15 @@ class LLMPlanner:
 
 def check_pipeline(proposal: ProposedHypothesis, tools: Any) -> str:
     """'' when the proposal's spec and params build a graph on this project, else why not."""
-    from soma import Graph
+    from soma.errors import ValidationError
+    from soma.experiments import build_graph
 
-    try:
-        expr = tools.project.parse_spec(proposal.spec)
-        graph = Graph.somatize(expr)
-        if proposal.params:
-            graph.with_params(proposal.params)
-    except Exception as exc:
-        field = "params" if proposal.params and "spec" not in str(exc)[:20] else "spec"
-        return f"{field}: {exc}"
+    try:  # the same builder run_pipeline uses: refused here means refused there
+        build_graph(proposal.spec, project=tools.project, params=proposal.params or None)
+    except ValidationError as exc:
+        return f"{exc.field}: {exc.message}"
+    except Exception as exc:  # a filter's constructor raising something else
+        return f"spec: {type(exc).__name__}: {exc}"
     return ""
 
 
