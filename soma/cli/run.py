@@ -34,6 +34,7 @@ def run(
 
     from soma.cache import Cache
     from soma.errors import ExecutionError, SomaError
+    from soma.experiments import EvaluationError, MetricSpec, evaluate
     from soma.pipeline_file import load_pipeline_file
 
     console = Console(stderr=as_json)
@@ -46,25 +47,29 @@ def run(
     except SomaError as exc:
         raise fail(str(exc)) from None
     console.print(f"[bold]{pipeline.path.name}:{pipeline.name}[/]  {graph.summary()}")
+    metrics = []
+    if pipeline.metric is not None:
+        name = getattr(pipeline.metric, "__name__", "metric")
+        metrics = [MetricSpec(name, pipeline.direction, pipeline.metric)]
     try:
         with _NodeProgress(console, graph) as progress:
-            progress.phase("fit", len(graph))
-            graph.fit(splits.x_train, splits.y_train)
-            fit_report = graph.last_run
-            progress.phase("forward", len(graph))
-            prediction = graph.forward(splits.x_valid)
-            forward_report = graph.last_run
-    except ExecutionError as exc:
-        cause = exc.__cause__
-        detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
-        raise fail(f"node {exc.node!r} failed during {exc.phase}: {detail}") from None
+            evaluation = evaluate(
+                graph,
+                splits,
+                metrics,
+                progress=lambda stage: stage != "metric" and progress.phase(stage, len(graph)),
+            )
+    except EvaluationError as failure:
+        exc = failure.cause
+        if isinstance(exc, ExecutionError):
+            cause = exc.__cause__
+            detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+            raise fail(f"node {exc.node!r} failed during {exc.phase}: {detail}") from None
+        raise fail(f"{pipeline.path}: {exc}") from None
     except SomaError as exc:
         raise fail(str(exc)) from None
-    try:
-        score = pipeline.score(splits.y_valid, prediction)
-    except SomaError as exc:
-        raise fail(str(exc)) from None
-    assert fit_report is not None and forward_report is not None
+    fit_report, forward_report = evaluation.reports
+    score = evaluation.metrics[metrics[0].name] if metrics else None
     summary = _summary(pipeline, graph, fit_report, forward_report, score, splits, cache)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

@@ -113,12 +113,10 @@ def evaluate(
 ) -> Evaluation:
     """Fit ``graph`` on ``splits.train``, run it on ``splits.valid``, score every metric.
 
-    The first metric is the primary one. Scores are finite floats (a NaN or a raise is a
-    MetricFailed). Any failure reaches the caller as an :class:`EvaluationError` naming the
-    stage, with the original error as ``cause`` (and chained).
+    The first metric is the primary one (no metrics: fit and predict only). Scores are
+    finite floats (a NaN or a raise is a MetricFailed). Any failure reaches the caller as an
+    :class:`EvaluationError` naming the stage, with the original error as ``cause``.
     """
-    if not metrics:
-        raise ValueError("evaluate needs at least one metric")
     reports: list[RunReport] = []
     started = time.perf_counter()
     stage = "fit"
@@ -144,7 +142,7 @@ def evaluate(
         raise EvaluationError(stage, exc, reports) from exc
     return Evaluation(
         metrics=scores,
-        primary=metrics[0].name,
+        primary=metrics[0].name if metrics else "",
         prediction=prediction,
         target=splits.valid[1],
         reports=reports,
