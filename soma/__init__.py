@@ -5,7 +5,7 @@ The public Python API lives here; everything else is in private modules.
 
 from __future__ import annotations
 
-from soma._control import Branch, Loop
+from soma._control_flow import Branch, Loop
 from soma._expr import Chain, Fork
 from soma.cache import Cache, CacheStats
 from soma.errors import (

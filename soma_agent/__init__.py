@@ -9,7 +9,7 @@ and journals every decision so a person (or the TUI) can watch and steer it.
 >>> result.best_experiment_id, result.report_path        # doctest: +SKIP
 
 Importing this package is light: the loop, the planners and their SDKs load on first use
-(``soma_agent.control`` never loads them).
+(``soma_agent.run_control`` never loads them).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import contextlib
 from typing import Any, TypedDict
 
 from soma_agent._budget import BudgetExceededError
-from soma_agent._controls import Controls
+from soma_agent._command_inbox import Controls
 from soma_agent._experiment import ExperimentRunner, beats
 from soma_agent._hypothesis import Hypothesis, Observation, ProposedHypothesis
 from soma_agent._observe import build_observation
@@ -315,7 +315,7 @@ class AgentLoop:
         return f"{left} experiment(s) left; best {self.metric} {best_text}"
 
     def finish(self, state: LoopState) -> dict[str, Any]:
-        from soma_agent._report import write_run_report
+        from soma_agent._run_report import write_run_report
 
         self.iteration = state["iteration"]
         # Idempotent across a crash between journaling and checkpointing: skip when this

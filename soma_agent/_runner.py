@@ -10,7 +10,7 @@ from typing import Any
 
 from soma.errors import ValidationError
 from soma_agent._settings import AgentResult, AgentSettings
-from soma_agent.control import new_run_id
+from soma_agent.run_control import new_run_id
 
 __all__ = ["CHECKPOINT_FILE", "resume_agent", "run_agent"]
 

@@ -37,7 +37,7 @@ def main(folder: Path = DEMO_DIR, max_experiments: int = 20, embedder: str = "de
     from soma.cli import _register, app
     from soma.knowledge import KnowledgeBase
     from soma.project import init_project, load_project
-    from soma_agent.control import list_runs
+    from soma_agent.run_control import list_runs
 
     console = Console()
     folder = Path(folder)

@@ -128,7 +128,8 @@ def resume(
     """Continue a run: a paused live run gets the resume command; a run whose process is
     gone (crash, kill, Ctrl-C) continues here from its last checkpoint."""
     from soma.errors import SomaError
-    from soma_agent import control, resume_agent
+    from soma_agent import resume_agent
+    from soma_agent import run_control as control
 
     ctx = _context(project, embedder)
     try:
@@ -148,7 +149,7 @@ def list_runs(project: ProjectDir = Path("."), as_json: AsJson = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from soma_agent import control
+    from soma_agent import run_control as control
 
     ctx = _context(project)
     runs = control.list_runs(ctx.kb)
@@ -187,7 +188,7 @@ def show(
     from rich.table import Table
 
     from soma.errors import SomaError
-    from soma_agent import control
+    from soma_agent import run_control as control
     from soma_agent._progress import entry_line
 
     ctx = _context(project)
@@ -226,7 +227,7 @@ def show(
 def _control_command(command: str) -> Any:
     def send(run_id: RunId, project: ProjectDir = Path(".")) -> None:
         from soma.errors import SomaError
-        from soma_agent import control
+        from soma_agent import run_control as control
 
         ctx = _context(project)
         try:
@@ -278,7 +279,7 @@ def inject(
 ) -> None:
     """Queue a hypothesis of your own; the run tests it next (no approval needed)."""
     from soma.errors import SomaError
-    from soma_agent import control
+    from soma_agent import run_control as control
 
     hypothesis: dict[str, Any] = {"statement": statement, "spec": spec}
     if params:

@@ -396,7 +396,7 @@ class KnowledgeBase:
         ``.soma/reports``, where ``soma kb report`` writes too); an in-memory knowledge base
         needs one.
         """
-        from soma.knowledge._report import write_report
+        from soma.knowledge._line_report import write_report
 
         ln = self.get_line(line)
         if out_dir is None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from soma.filter import Filter
-from soma.study._report import report
+from soma.study._intermediate import report
 
 __all__ = ["IterativeFilter", "is_iterative"]
 

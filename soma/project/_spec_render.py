@@ -75,7 +75,7 @@ def spec_to_json(expr: Expr, *, include_defaults: bool = False) -> dict[str, Any
 
 
 def _refuse_control(expr: Any) -> None:
-    from soma._control import ControlStep
+    from soma._control_flow import ControlStep
 
     if isinstance(expr, ControlStep):
         raise ProjectError(

@@ -13,7 +13,7 @@ intermediate values with :func:`report`; a pruned trial stops with :class:`Prune
 
 from __future__ import annotations
 
-from soma.study._report import Pruned, TrialInfo, current_trial, report
+from soma.study._intermediate import Pruned, TrialInfo, current_trial, report
 from soma.study._result import (
     StudyProgress,
     StudyResult,

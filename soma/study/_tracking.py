@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from soma.errors import ExecutionError
 from soma.study._inputs import MetricFailed
-from soma.study._report import find_cause
+from soma.study._intermediate import find_cause
 
 if TYPE_CHECKING:
     import optuna

@@ -11,7 +11,13 @@ import pytest
 from soma.errors import ValidationError
 from soma.knowledge import KnowledgeBase
 from soma_agent import run_agent
-from soma_agent.control import list_runs, new_run_id, run_status, send_control, summarize_journal
+from soma_agent.run_control import (
+    list_runs,
+    new_run_id,
+    run_status,
+    send_control,
+    summarize_journal,
+)
 
 GOAL = "maximize validation accuracy"
 

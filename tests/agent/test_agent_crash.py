@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from soma.knowledge import KnowledgeBase
-from soma_agent.control import run_status
+from soma_agent.run_control import run_status
 
 CLI = "from soma.cli import main; main()"
 

@@ -12,7 +12,7 @@ from agent_helpers import VALID_PROPOSAL, ScriptedServer, anthropic_reply, opena
 from soma.errors import ValidationError
 from soma_agent import make_planner, run_agent
 from soma_agent._budget import PRICES, price_for
-from soma_agent.control import list_runs
+from soma_agent.run_control import list_runs
 
 GOAL = "maximize validation accuracy"
 
@@ -254,7 +254,7 @@ def test_tokens_and_cost_count_for_the_whole_run_across_a_resume(
     tools: Any, anthropic_env: ScriptedServer
 ) -> None:
     from soma_agent import resume_agent
-    from soma_agent.control import new_run_id
+    from soma_agent.run_control import new_run_id
 
     anthropic_env.default = lambda body: anthropic_reply(
         "propose_hypothesis", VALID_PROPOSAL, in_tokens=1000, out_tokens=100

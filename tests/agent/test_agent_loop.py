@@ -12,7 +12,7 @@ from agent_helpers import kinds
 from soma.errors import ValidationError
 from soma.project import init_project
 from soma_agent import run_agent
-from soma_agent.control import list_runs, new_run_id, run_status, send_control
+from soma_agent.run_control import list_runs, new_run_id, run_status, send_control
 from soma_mcp.tools import ToolContext
 
 GOAL = "maximize validation accuracy"

@@ -15,7 +15,7 @@ from soma_agent._planner_builtin import BuiltinPlanner
 from soma_agent._roles import infer_role
 from soma_agent._settings import AgentSettings
 from soma_agent._tpe import FamilySpace, tpe_propose
-from soma_agent.control import new_run_id, send_control
+from soma_agent.run_control import new_run_id, send_control
 
 BROKEN = '''
 from soma import Filter

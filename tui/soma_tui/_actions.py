@@ -1,6 +1,6 @@
 """The dashboard's actions: steer the watched run, start runs, move between tabs.
 
-Every run action writes one ``control`` journal entry through ``soma_agent.control``;
+Every run action writes one ``control`` journal entry through ``soma_agent.run_control``;
 :meth:`ControlActions.check_action` enables only those that apply to the run's state, which
 also drives the footer and the command palette.
 """
@@ -16,7 +16,7 @@ from textual.css.query import NoMatches
 from textual.widgets import Input, TabbedContent
 
 from soma.errors import ValidationError
-from soma_agent.control import send_control
+from soma_agent.run_control import send_control
 from soma_tui._agent_pane import AgentPane
 from soma_tui._data import KBSession
 from soma_tui._experiments import ExperimentsTable

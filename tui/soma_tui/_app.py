@@ -17,7 +17,7 @@ from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
-from soma_agent.control import LIVE_STATUSES, list_runs
+from soma_agent.run_control import LIVE_STATUSES, list_runs
 from soma_tui._actions import ControlActions
 from soma_tui._agent_pane import AgentPane
 from soma_tui._commands import SomaCommands

@@ -1,4 +1,4 @@
-"""One watched agent run: its journal read incrementally, folded by ``soma_agent.control``.
+"""One watched agent run: its journal read incrementally, folded by ``soma_agent.run_control``.
 
 The TUI reads only the entries after the last id it has seen (``kb.journal(run_id,
 after_id=...)``) and keeps them in memory; the state is folded by the agent's own
@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
-from soma_agent.control import RunSummary, summarize_journal
+from soma_agent.run_control import RunSummary, summarize_journal
 from soma_tui._format import format_time, format_value
 
 __all__ = ["RunWatch", "entry_text"]
