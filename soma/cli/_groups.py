@@ -6,6 +6,7 @@ Keep heavy imports inside the command functions, so ``soma --help`` stays fast.
 from soma.cli import (  # noqa: F401
     agent,
     cache,
+    cluster,
     kb,
     mcp,
     project,

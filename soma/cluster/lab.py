@@ -1,0 +1,284 @@
+"""``Lab``: a handle on a Soma cluster (a Ray coordinator and its workers) or on this machine.
+
+>>> lab = Lab.connect("10.0.0.5:6379", token="...")      # doctest: +SKIP
+>>> lab.submit(sum, [1, 2, 3], tags=["big-ram"]).result()  # doctest: +SKIP
+6
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from soma.cluster._errors import ClusterError
+from soma.cluster._jobs import Job, Placement, environment_for, remote_runner, task_options
+from soma.cluster._token import TOKEN_ENV, verify_token
+from soma.cluster._units import SLOT_RESOURCE, TAG_CAPACITY, parse_tags, tag_resource
+
+__all__ = ["Lab", "active_lab"]
+
+_ACTIVE: contextvars.ContextVar[Lab | None] = contextvars.ContextVar("soma_lab", default=None)
+
+
+def active_lab() -> Lab | None:
+    """The Lab that graph nodes with a placement run on (set by ``with lab.use():``)."""
+    return _ACTIVE.get()
+
+
+def _set_driver_token(token: str | None) -> None:
+    """Make this process's Ray client send ``token`` (Ray reads it from the environment)."""
+    os.environ["RAY_AUTH_MODE"] = "token" if token else "disabled"
+    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    if token:
+        os.environ["RAY_AUTH_TOKEN"] = token
+    else:
+        os.environ.pop("RAY_AUTH_TOKEN", None)
+    import sys
+
+    if "ray" in sys.modules:  # Ray read its config at import: refresh it and the token cache
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+
+
+class Lab:
+    """A connection to a cluster. Use ``Lab.connect(address, token=...)`` or ``Lab.local()``."""
+
+    def __init__(self, address: str, *, local: bool) -> None:
+        self.address = address
+        self.is_local = local
+        self.token_check_s: float | None = None
+        self._envs: dict[str, dict[str, Any]] = {}
+        self._closed = False
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        address: str,
+        token: str | None = None,
+        *,
+        timeout: float = 2.0,
+        ship_soma: bool = False,
+        log_to_driver: bool = False,
+    ) -> Lab:
+        """Join the coordinator at ``HOST:PORT`` (token: argument, else ``$SOMA_TOKEN``).
+
+        The token is checked first (TokenRejected / CoordinatorUnreachable within
+        ``timeout``). ``ship_soma``: send this driver's Soma package to the workers (for
+        machines with another version installed) instead of using theirs.
+        """
+        token = token or os.environ.get(TOKEN_ENV) or None
+        checked = verify_token(address, token, timeout=timeout)
+        _set_driver_token(token)
+        import ray
+
+        if ray.is_initialized():
+            raise ClusterError("this process is already connected to Ray: close() that Lab first")
+        runtime_env: dict[str, Any] = {}
+        if ship_soma:
+            import soma
+
+            runtime_env["py_modules"] = [str(Path(soma.__file__).parent)]
+        ray.init(
+            address=address,
+            namespace="soma",
+            log_to_driver=log_to_driver,
+            runtime_env=runtime_env or None,
+            logging_level="WARNING",
+        )
+        lab = cls(address, local=False)
+        lab.token_check_s = checked
+        return lab
+
+    @classmethod
+    def local(
+        cls,
+        cpus: int | None = None,
+        *,
+        max_concurrent: int | None = None,
+        tags: Sequence[str] | str | None = None,
+        gpus: int | None = None,
+    ) -> Lab:
+        """A one-machine cluster in this process (Ray's local mode of a head and a worker)."""
+        import ray
+
+        from soma.cluster.capabilities import detect
+
+        if ray.is_initialized():
+            raise ClusterError("this process is already connected to Ray: close() that Lab first")
+        found = detect()
+        cpus = found.cpus if cpus is None else cpus
+        resources = {SLOT_RESOURCE: float(max_concurrent or cpus)}
+        for tag in parse_tags(tags):
+            resources[tag_resource(tag)] = float(TAG_CAPACITY)
+        _set_driver_token(None)  # an in-process cluster on loopback: no token to share
+        context = ray.init(
+            num_cpus=cpus,
+            num_gpus=len(found.gpus) if gpus is None else gpus,
+            resources=resources,
+            include_dashboard=False,
+            namespace="soma",
+            log_to_driver=False,
+            logging_level="WARNING",
+        )
+        return cls(context.address_info.get("gcs_address", "local"), local=True)
+
+    def close(self) -> None:
+        import ray
+
+        if not self._closed:
+            self._closed = True
+            ray.shutdown()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- looking -------------------------------------------------------------------------
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Every node that offers Soma slots (alive or dead), with resources and load."""
+        return [n for n in self.nodes() if n["role"] == "worker"]
+
+    def nodes(self) -> list[dict[str, Any]]:
+        import ray
+        from ray._private import state
+
+        available = state.available_resources_per_node() if ray.is_initialized() else {}
+        found = []
+        for node in ray.nodes():
+            total = dict(node.get("Resources") or {})
+            free = available.get(node["NodeID"], {}) if node["Alive"] else {}
+            labels = node.get("Labels") or {}
+            slots = total.get(SLOT_RESOURCE, 0.0)
+            head = labels.get("soma-role") == "coordinator"
+            found.append(
+                {
+                    "id": node["NodeID"][:12],
+                    "name": labels.get("soma-worker")
+                    or ("coordinator" if head else node["NodeManagerAddress"]),
+                    "role": "coordinator" if head and not slots else "worker",
+                    "address": node["NodeManagerAddress"],
+                    "alive": bool(node["Alive"]),
+                    "tags": sorted(k[4:] for k in total if k.startswith("tag:")),
+                    "cpus": total.get("CPU", 0.0),
+                    "gpus": total.get("GPU", 0.0),
+                    "memory_bytes": int(total.get("memory", 0)),
+                    "slots": slots,
+                    "jobs_running": int(slots - free.get(SLOT_RESOURCE, slots)) if free else 0,
+                    "cpus_free": free.get("CPU", 0.0),
+                    "soma_version": labels.get("soma-version", ""),
+                }
+            )
+        return found
+
+    def health(self) -> dict[str, Any]:
+        nodes = self.workers()
+        alive = sum(n["alive"] for n in nodes)
+        return {
+            "address": self.address,
+            "ok": alive > 0,
+            "workers_alive": alive,
+            "workers_dead": len(nodes) - alive,
+        }
+
+    def info(self) -> dict[str, Any]:
+        import ray
+
+        import soma
+
+        nodes = self.nodes()
+        return {
+            **self.health(),
+            "local": self.is_local,
+            "ray_version": ray.__version__,
+            "soma_version": soma.__version__,
+            "resources": ray.cluster_resources(),
+            "available": ray.available_resources(),
+            "jobs_running": sum(n["jobs_running"] for n in nodes),
+            "token_check_s": self.token_check_s,
+            "nodes": nodes,
+        }
+
+    # -- running -------------------------------------------------------------------------
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        resources: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | str | None = None,
+        requirements: Sequence[str] | None = None,
+        wheelhouse: str | Path | None = None,
+        retries: int = 3,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Run ``fn(*args, **kwargs)`` on a worker that has ``resources`` and ``tags``.
+
+        ``requirements``: pip requirements for the job's environment (one environment per
+        distinct set, by hash); ``wheelhouse``: install them offline from that folder.
+        ``retries``: how often a job whose worker died is retried on another worker.
+        """
+        placement = Placement(resources, tags)
+        return self.submit_placed(
+            fn, args, kwargs, placement, name or getattr(fn, "__name__", "job"),
+            requirements=requirements, wheelhouse=wheelhouse, retries=retries,
+        )  # fmt: skip
+
+    def submit_placed(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        placement: Placement,
+        what: str,
+        *,
+        requirements: Sequence[str] | None = None,
+        wheelhouse: str | Path | None = None,
+        retries: int = 3,
+    ) -> Job:
+        if self._closed:
+            raise ClusterError("this Lab is closed")
+        options = task_options(placement, retries)
+        env_key = None
+        env = environment_for(requirements, wheelhouse)
+        if env is not None:
+            env_key, runtime_env = env
+            options["runtime_env"] = self._envs.setdefault(env_key, runtime_env)
+        ref = remote_runner().options(**options).remote(what, fn, args, kwargs)
+        return Job(ref, what, env_key)
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], **placement: Any) -> list[Any]:
+        """``[fn(item) for item in items]`` across the workers (first error raised)."""
+        jobs = [self.submit(fn, item, **placement) for item in items]
+        return [job.result() for job in jobs]
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[Lab]:
+        """Run graph nodes that ask for a placement on this Lab inside the block."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
+
+    def wait_for_workers(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while sum(n["alive"] for n in self.workers()) < count:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"fewer than {count} workers joined within {timeout:g} s")
+            time.sleep(0.2)
+
+    def __repr__(self) -> str:
+        return f"Lab({self.address!r}{', local' if self.is_local else ''})"

@@ -1,0 +1,105 @@
+"""A real cluster (coordinator + two workers tagged differently) in a loopback-only namespace.
+
+The scenario runs once per module (Ray nodes are heavy on a 2-core machine) in its own
+network namespace, HOME and Ray temp dirs; each test checks one finding of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray")
+
+HERE = Path(__file__).parent
+
+
+def _can_unshare() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        return False
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not _can_unshare(), reason="needs root and unshare for a private netns"),
+]
+
+
+@pytest.fixture(scope="module")
+def findings(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("cluster") / "findings.json"
+    script = f"ip link set lo up; exec {sys.executable} {HERE / '_scenario.py'} {out}"
+    done = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=480)  # fmt: skip
+    if not out.exists():
+        pytest.fail(
+            f"the cluster scenario wrote nothing:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+    return json.loads(out.read_text())
+
+
+def test_scenario_ran_in_a_loopback_only_namespace(findings: dict) -> None:
+    assert findings["interfaces"] == ["lo"]
+
+
+def test_wrong_and_missing_token_refused_fast_and_clearly(findings: dict) -> None:
+    assert "refused a wrong token" in findings["token_wrong"]
+    assert "refused no token" in findings["token_missing"]
+    assert findings["token_wrong_s"] < 2.0 and findings["token_missing_s"] < 2.0
+    assert findings["token_file_mode"] == "0o600"
+
+
+def test_tag_routing_runs_on_the_tagged_worker(findings: dict) -> None:
+    assert findings["gpu_tag_workers"] == ["tagged"]
+
+
+def test_max_concurrent_is_enforced(findings: dict) -> None:
+    assert findings["tagged_max_overlap"] == 1  # 4 jobs of 0.4 s, --max-concurrent 1
+
+
+def test_user_error_names_the_job_and_the_worker(findings: dict) -> None:
+    assert (
+        findings["error"]
+        == "RemoteTaskError: fail_here failed on worker 'plain': ValueError: bad input"
+    )
+
+
+def test_job_environment_from_a_local_wheelhouse(findings: dict) -> None:
+    assert findings["env_answer"] == 42
+    assert len(findings["env_key"]) == 16
+    assert findings["env_error"].startswith("ClusterError: uses_tiny_package: its environment")
+    assert "failed to install" in findings["env_error"]
+
+
+def test_cluster_status_output(findings: dict) -> None:
+    status = findings["status_json"]
+    assert isinstance(status, dict), status
+    workers = {n["name"]: n for n in status["nodes"] if n["role"] == "worker"}
+    assert set(workers) == {"tagged", "plain"}
+    assert workers["tagged"]["tags"] == ["gpu"] and workers["tagged"]["slots"] == 1
+    assert workers["plain"]["tags"] == ["big-ram"] and workers["plain"]["slots"] == 2
+    assert [n["role"] for n in status["nodes"]].count("coordinator") == 1
+    assert status["workers_alive"] == 2 and status["workers_dead"] == 0
+    text = findings["status_text"]
+    assert "2 worker(s) alive, 0 dead" in text and "tagged" in text and "big-ram" in text
+
+
+def test_worker_killed_mid_task_jobs_rerun_elsewhere_and_status_shows_it_dead(
+    findings: dict,
+) -> None:
+    assert findings["after_kill"] == ["tagged", "tagged"]
+    assert findings["health_after_kill"]["workers_dead"] == 1
+    assert findings["health_after_kill"]["workers_alive"] == 1
+
+
+def test_everything_stopped_by_pid(findings: dict) -> None:
+    assert findings["stopped_coordinator"] > 0
+    assert findings["leftover"] == 0
