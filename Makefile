@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch lies on local disk; installing it first keeps
 	# sentence-transformers from pulling a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,cluster]"
 	touch $(STAMP)
 
 demo: $(STAMP)
