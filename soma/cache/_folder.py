@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from soma._atomic import atomic_write
 from soma.cache._base import EntryStore
 
 __all__ = ["FolderEntries"]
@@ -81,14 +80,3 @@ class FolderEntries(EntryStore):
         for shard in shards:
             with contextlib.suppress(OSError):
                 shard.rmdir()  # only when empty
-
-
-def atomic_write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

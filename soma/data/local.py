@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from soma._atomic import atomic_write
 from soma.data._blob import BlobStore
 from soma.data._errors import StoreAuthError, StoreError
 from soma.errors import ValidationError
@@ -53,14 +53,7 @@ class LocalStore(BlobStore):
         target = self._path(path)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(target, data, suffix=".part")  # ".part": skipped by key listings
         except PermissionError as exc:
             raise StoreAuthError(repr(self), key, f"permission denied: {exc.filename}") from exc
         except OSError as exc:
