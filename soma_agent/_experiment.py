@@ -62,7 +62,7 @@ class ExperimentRunner:
     # -- running --------------------------------------------------------------------------------
 
     def _execute(self, hyp: Hypothesis, key: str, state: LoopState) -> dict[str, Any]:
-        from soma_mcp.tools import PipelineFailedError, ToolError
+        from soma_tools import PipelineFailedError, ToolError
 
         base = {
             "hypothesis_id": hyp.id,
@@ -96,7 +96,7 @@ class ExperimentRunner:
         return {**base, **out}
 
     def _pipeline(self, hyp: Hypothesis, key: str) -> dict[str, Any]:
-        from soma_mcp.tools import RunPipelineInput, run_pipeline
+        from soma_tools import RunPipelineInput, run_pipeline
 
         loop = self.loop
         out = run_pipeline(
@@ -127,7 +127,7 @@ class ExperimentRunner:
         }
 
     def _study(self, hyp: Hypothesis, state: LoopState) -> dict[str, Any]:
-        from soma_mcp.tools import RunStudyInput, run_study
+        from soma_tools import RunStudyInput, run_study
 
         loop = self.loop
         left = max(1, loop.settings.max_experiments - state["n_experiments"])
@@ -232,7 +232,7 @@ class ExperimentRunner:
             resolution=metric_resolution(loop.metric, self._n_valid()),
         )
         if exp_id:
-            from soma_mcp.tools import RecordExperimentInput, record_experiment
+            from soma_tools import RecordExperimentInput, record_experiment
 
             try:
                 record_experiment(

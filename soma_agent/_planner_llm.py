@@ -216,7 +216,7 @@ class LLMPlanner:
     # -- research tools ---------------------------------------------------------------------
 
     def _tool_defs(self) -> list[dict[str, Any]]:
-        from soma_mcp.tools import TOOLS
+        from soma_tools import TOOLS
 
         defs = [
             {
@@ -234,7 +234,7 @@ class LLMPlanner:
         return defs
 
     def _run_tool(self, call: ToolCall, ctx: PlannerContext) -> tuple[str, str, bool]:
-        from soma_mcp.tools import TOOLS
+        from soma_tools import TOOLS
 
         if call.name not in PLANNING_TOOLS:
             allowed = ", ".join((PROPOSE_TOOL, *PLANNING_TOOLS))

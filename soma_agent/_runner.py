@@ -108,7 +108,7 @@ def resume_agent(
 def _tools(project: Any, tools: Any, embedder: Any) -> Any:
     if tools is not None:
         return tools
-    from soma_mcp.tools import ToolContext
+    from soma_tools import ToolContext
 
     if isinstance(project, ToolContext):
         return project

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from soma_mcp._context import ToolContext
-from soma_mcp._render import markdown_table
+from soma_tools._context import ToolContext
+from soma_tools._render import markdown_table
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -110,7 +110,7 @@ def _extras(ctx: ToolContext, body: str) -> dict[str, str]:
         question = f"\nQuestion: {p.config.description}" if p.config.description else ""
         extras["project"] = f"Project: {p.name} (metrics: {metrics}){question}"
     if "lines" in wanted:
-        from soma_mcp._kb_tools import line_row
+        from soma_tools._kb_tools import line_row
 
         rows = [line_row(ctx, line) for line in ctx.kb.lines()[:20]]
         extras["lines"] = (

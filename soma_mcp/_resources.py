@@ -17,9 +17,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import KnowledgeBaseError
-from soma_mcp._context import ToolContext
-from soma_mcp._errors import ToolError
-from soma_mcp._kb_tools import (
+from soma_tools._context import ToolContext
+from soma_tools._errors import ToolError
+from soma_tools._kb_tools import (
     change_point_rows,
     existing_line,
     experiment_hit,
@@ -28,7 +28,7 @@ from soma_mcp._kb_tools import (
     report_dir,
     trajectory_row,
 )
-from soma_mcp._safe_write import check_filter_path
+from soma_tools._safe_write import check_filter_path
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer

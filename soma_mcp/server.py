@@ -4,7 +4,7 @@
 over stdio (what Claude Desktop launches) and :func:`serve_http` over streamable HTTP
 behind a bearer token. ``soma mcp`` is the command line for both.
 
-Tools are published from :data:`soma_mcp.tools.TOOLS`: the input schema is the tool's
+Tools are published from :data:`soma_tools.TOOLS`: the input schema is the tool's
 pydantic input model, the output schema its output model; a result carries both the
 structured output and its readable text. Calls run in worker threads, so a long study does
 not block other calls; progress is sent as MCP progress notifications when the client asks.
@@ -32,12 +32,12 @@ from mcp_types import Tool as MCPTool
 
 import soma
 from soma.errors import SomaError
-from soma_mcp._context import ToolContext
-from soma_mcp._errors import ToolError
 from soma_mcp._http import BearerTokenMiddleware, generate_token
 from soma_mcp._prompts import register_prompts
-from soma_mcp._registry import TOOLS, ToolSpec
 from soma_mcp._resources import register_resources
+from soma_tools._context import ToolContext
+from soma_tools._errors import ToolError
+from soma_tools._registry import TOOLS, ToolSpec
 
 __all__ = ["SomaServer", "create_server", "serve_http", "serve_stdio"]
 

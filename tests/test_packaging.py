@@ -39,3 +39,8 @@ def test_regression_wheel_ships_the_licence_text(tmp_path: Path) -> None:
         text = zf.read(metadata).decode()
     assert "License-Expression: Apache-2.0" in text
     assert "License-File: LICENSE" in text
+    # Every face ships, each as its own top-level package (tools/soma_tools, tui/soma_tui, ...).
+    packages = {n.split("/", 1)[0] for n in names if n.endswith("/__init__.py")}
+    wanted = {"soma", "soma_agent", "soma_mcp", "soma_prompts", "soma_tools", "soma_tui"}
+    assert wanted <= packages
+    assert "soma_tools/_registry.py" in names

@@ -31,7 +31,7 @@ Embedder = Annotated[
 
 def _context(project: Path, embedder: str = "default") -> Any:
     from soma.errors import ProjectError
-    from soma_mcp.tools import ToolContext
+    from soma_tools import ToolContext
 
     check_embedder(embedder)
     ctx = ToolContext(project, embedder=embedder)

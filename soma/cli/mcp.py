@@ -66,7 +66,7 @@ def serve(
     # Set before the first import of either; a value the user chose wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from soma.errors import SomaError
-    from soma_mcp import ToolContext
+    from soma_tools import ToolContext
 
     try:
         tools = ToolContext(project, embedder=embedder)

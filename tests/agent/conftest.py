@@ -19,7 +19,7 @@ def digits_project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tools(digits_project: Path) -> Iterator[Any]:
-    from soma_mcp.tools import ToolContext
+    from soma_tools import ToolContext
 
     ctx = ToolContext(digits_project, embedder="hashing")
     yield ctx

@@ -13,7 +13,7 @@ from soma.errors import ValidationError
 from soma.project import init_project
 from soma_agent import run_agent
 from soma_agent.run_control import list_runs, new_run_id, run_status, send_control
-from soma_mcp.tools import ToolContext
+from soma_tools import ToolContext
 
 GOAL = "maximize validation accuracy"
 
@@ -156,7 +156,7 @@ def test_tune_runs_a_study_and_counts_every_trial(tools: Any) -> None:
 def test_regression_study_resumed_after_a_kill_runs_only_the_missing_trials(tools: Any) -> None:
     # A run killed during a study had recorded some trials under the iteration's study name;
     # the resumed iteration used to run all n_trials again and count only the new ones.
-    from soma_mcp.tools import RunStudyInput, run_study
+    from soma_tools import RunStudyInput, run_study
 
     run_id = new_run_id()
     line = tools.resolve_line(None).name

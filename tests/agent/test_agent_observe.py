@@ -10,7 +10,7 @@ import pytest
 
 from soma.knowledge import Experiment
 from soma_agent._observe import build_observation
-from soma_mcp.tools import ToolContext
+from soma_tools import ToolContext
 
 ZCA = "Whitening the pixel intensities with ZCA removes correlated noise"
 L2 = "Stronger L2 regularisation (a smaller C) keeps logistic regression from overfitting"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 
@@ -12,15 +11,9 @@ pytest.importorskip("zarr")
 
 
 def _tools():
-    # The tool layer moves from soma_mcp to soma_tools (issue 11); follow either.
-    for name in ("soma_tools.tools", "soma_tools", "soma_mcp.tools"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(module, "run_pipeline"):
-            return module
-    pytest.skip("no MCP tool layer importable")
+    import soma_tools
+
+    return soma_tools
 
 
 def test_run_pipeline_on_a_project_with_data_in_zarr(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from soma.project import init_project, load_project
 
 
 def test_regression_every_tool_records_the_same_data_fingerprint(tmp_path: Path) -> None:
-    import soma_mcp.tools as T
+    import soma_tools as T
     from soma.cli import _register, app
 
     root = init_project(tmp_path / "wine", example="wine")

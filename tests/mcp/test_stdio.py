@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from soma_mcp.tools import TOOLS
+from soma_tools import TOOLS
 
 EXPECTED_TOOLS = {
     "list_filters",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from soma_mcp import tools as T
+import soma_tools as T
 
 SPEC = "StandardScale() >> LogReg(C=1.0)"
 
@@ -106,7 +106,7 @@ def test_list_filters_gives_files_search_spaces_and_first_doc_lines(ctx: T.ToolC
 
 
 def test_read_filter_source_cut_links_the_whole_file(ctx: T.ToolContext) -> None:
-    from soma_mcp._filter_tools import SOURCE_LIMIT
+    from soma_tools._filter_tools import SOURCE_LIMIT
 
     body = "".join(f"# padding line {i:06d} {'x' * 60}\n" for i in range(SOURCE_LIMIT // 70 + 50))
     content = f"{body}from soma import Filter\n\n\nclass Late(Filter):\n"

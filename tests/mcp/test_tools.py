@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from soma_mcp import tools as T
+import soma_tools as T
 from soma_mcp._prompts import load_prompt_templates, parse_template
-from soma_mcp._safe_write import check_filter_path
+from soma_tools._safe_write import check_filter_path
 
 SPEC = "StandardScale() >> PCA(n_components=16) >> LogReg(C=1.0)"
 

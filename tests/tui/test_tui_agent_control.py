@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from soma_tui import SomaApp
-from soma_tui._agent_pane import AgentPane
-from soma_tui._modals import ConfirmScreen, InjectHypothesisScreen, StartRunScreen
 from textual.widgets import Input
 from tui_helpers import wait_until
 
 from soma.knowledge import HashingEmbedder, KnowledgeBase
 from soma.project import init_project, load_project
+from soma_tui import SomaApp
+from soma_tui._agent_pane import AgentPane
+from soma_tui._modals import ConfirmScreen, InjectHypothesisScreen, StartRunScreen
 
 
 def _controls(kb_path: Path, run_id: str) -> list[dict[str, Any]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from soma_tui import SomaApp
-from soma_tui._experiments import ExperimentDetail, ExperimentsTable
-from soma_tui._lines import LinesTable, TrajectoryChart
 from tui_helpers import PREP_VALUES, REG_VALUES, seed, wait_until
 
 from soma.knowledge import Experiment, HashingEmbedder, KnowledgeBase
+from soma_tui import SomaApp
+from soma_tui._experiments import ExperimentDetail, ExperimentsTable
+from soma_tui._lines import LinesTable, TrajectoryChart
 
 
 def _cells(table: ExperimentsTable | LinesTable, column: str) -> list[str]:

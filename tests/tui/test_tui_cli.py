@@ -81,7 +81,6 @@ def test_tui_refuses_an_unknown_embedder(tmp_path: Path) -> None:
 
 def test_tui_project_opens_its_kb_and_can_start_runs(tmp_path: Path, monkeypatch) -> None:
     import soma_tui
-
     from soma.project import init_project, load_project
 
     root = init_project(tmp_path / "proj", example="digits")

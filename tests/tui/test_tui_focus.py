@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from soma_tui import SomaApp
-from soma_tui._agent_pane import AgentPane
-from soma_tui._lines import LinesTable
-from soma_tui._modals import ConfirmScreen
 from test_tui_screens import RUN_ID, journal_a_waiting_run
 from textual.widgets import Input
 from tui_helpers import wait_until
 
 from soma.knowledge import HashingEmbedder, KnowledgeBase
+from soma_tui import SomaApp
+from soma_tui._agent_pane import AgentPane
+from soma_tui._lines import LinesTable
+from soma_tui._modals import ConfirmScreen
 
 
 def _controls(path) -> list[dict]:

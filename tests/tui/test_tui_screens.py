@@ -7,14 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
-from soma_tui import SomaApp
-from soma_tui._agent_pane import AgentPane
-from soma_tui._modals import ConfirmScreen, InjectHypothesisScreen, StartRunScreen
 from textual.command import CommandPalette
 from textual.widget import Widget
 from tui_helpers import wait_until
 
 from soma.knowledge import HashingEmbedder, KnowledgeBase
+from soma_tui import SomaApp
+from soma_tui._agent_pane import AgentPane
+from soma_tui._modals import ConfirmScreen, InjectHypothesisScreen, StartRunScreen
 
 RUN_ID = "run-20260105-090000-abcd"
 

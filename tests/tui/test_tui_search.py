@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from soma_tui import SomaApp
-from soma_tui._experiments import ExperimentsTable
-from soma_tui._search_pane import SearchPane
 from textual.widgets import DataTable
 from tui_helpers import ZCA_HYPOTHESIS, seed, wait_until
 
 from soma.knowledge import KnowledgeBase
+from soma_tui import SomaApp
+from soma_tui._experiments import ExperimentsTable
+from soma_tui._search_pane import SearchPane
 
 
 @pytest.fixture(scope="session")

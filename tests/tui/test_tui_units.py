@@ -5,14 +5,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
+from soma.knowledge import HashingEmbedder
 from soma_tui._experiments import matches_filter, primary_value
 from soma_tui._format import format_duration, format_value, sparkline, trend_text
 from soma_tui._modals import parse_params
 from soma_tui._pipeline_tree import pipeline_nodes
 from soma_tui._run_state import RunWatch, entry_text
 from soma_tui._runner import AgentLauncher, cli_embedder_name
-
-from soma.knowledge import HashingEmbedder
 
 
 def _experiment(**fields: object) -> SimpleNamespace:

@@ -47,7 +47,7 @@ def run_agent_job(task: str, seed: int, budget: int, root: str) -> list[float | 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from soma_agent import run_agent
     from soma_agent._history import experiment_value
-    from soma_mcp.tools import ToolContext
+    from soma_tools import ToolContext
 
     folder = _project(task, Path(root) / f"agent-{seed}")
     tools = ToolContext(folder, embedder="hashing")

@@ -137,8 +137,7 @@ async def time_calls(
 def bench_direct(
     root: Path, line: str, n: int, embedder: str = "default", only: str | None = None
 ) -> dict[str, list[float]]:
-    from soma_mcp import ToolContext
-    from soma_mcp.tools import TOOLS
+    from soma_tools import TOOLS, ToolContext
 
     ctx = ToolContext(root, embedder=embedder)
 
@@ -156,8 +155,8 @@ def bench_in_memory(
 ) -> dict[str, list[float]]:
     from mcp import Client
 
-    from soma_mcp import ToolContext
     from soma_mcp.server import create_server
+    from soma_tools import ToolContext
 
     async def run() -> dict[str, list[float]]:
         server = create_server(ToolContext(root, embedder=embedder))

@@ -16,11 +16,11 @@ from typing import Any
 
 import pydantic
 
-from soma_mcp import _filter_tools, _kb_tools, _pipeline_tool, _record_tool, _study_tool
-from soma_mcp._base import ProgressCallback, ToolInput, ToolOutput
-from soma_mcp._context import ToolContext
-from soma_mcp._errors import ToolError, describe_validation_error
-from soma_mcp._schema import inline_schema
+from soma_tools import _filter_tools, _kb_tools, _pipeline_tool, _record_tool, _study_tool
+from soma_tools._base import ProgressCallback, ToolInput, ToolOutput
+from soma_tools._context import ToolContext
+from soma_tools._errors import ToolError, describe_validation_error
+from soma_tools._schema import inline_schema
 
 __all__ = ["TOOLS", "ToolSpec"]
 

@@ -10,10 +10,10 @@ from typing import Any
 import pydantic
 
 from soma.errors import KnowledgeBaseError, ValidationError
-from soma_mcp._context import ToolContext
-from soma_mcp._errors import ToolError, describe_validation_error
-from soma_mcp._models_runs import RecordExperimentInput, RecordExperimentOutput
-from soma_mcp._render import shorten
+from soma_tools._context import ToolContext
+from soma_tools._errors import ToolError, describe_validation_error
+from soma_tools._models_runs import RecordExperimentInput, RecordExperimentOutput
+from soma_tools._render import shorten
 
 __all__ = ["record_experiment"]
 

@@ -13,11 +13,11 @@ from typing import Any
 import soma.errors
 from soma.errors import ExecutionError, ProjectError, ValidationError
 from soma.experiments import EvaluationError, ExperimentRun, cache_keys, evaluate
-from soma_mcp._base import ProgressCallback
-from soma_mcp._context import ToolContext
-from soma_mcp._errors import PipelineFailedError, ToolError
-from soma_mcp._models_runs import NodeRun, RunPipelineInput, RunPipelineOutput
-from soma_mcp._render import shorten
+from soma_tools._base import ProgressCallback
+from soma_tools._context import ToolContext
+from soma_tools._errors import PipelineFailedError, ToolError
+from soma_tools._models_runs import NodeRun, RunPipelineInput, RunPipelineOutput
+from soma_tools._render import shorten
 
 __all__ = ["build_graph", "metric_for_line", "run_pipeline", "user_traceback"]
 

@@ -8,9 +8,9 @@ from typing import Any
 from urllib.parse import quote
 
 from soma.errors import KnowledgeBaseError, ValidationError
-from soma_mcp._context import ToolContext
-from soma_mcp._errors import ToolError
-from soma_mcp._models_kb import (
+from soma_tools._context import ToolContext
+from soma_tools._errors import ToolError
+from soma_tools._models_kb import (
     ChangePointRow,
     CreateResearchLineInput,
     CreateResearchLineOutput,

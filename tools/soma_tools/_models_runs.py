@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from soma_mcp._base import Action, Origin, Record, Status, ToolInput, ToolOutput
-from soma_mcp._render import fmt, markdown_table
+from soma_tools._base import Action, Origin, Record, Status, ToolInput, ToolOutput
+from soma_tools._render import fmt, markdown_table
 
 __all__ = [
     "NodeRun",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from soma._pyast import compile_source
-from soma_mcp._errors import ToolError
+from soma_tools._errors import ToolError
 
 __all__ = ["SafeTarget", "check_filter_path", "check_python_source", "unified_diff"]
 

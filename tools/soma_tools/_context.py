@@ -4,7 +4,7 @@ The project, its knowledge base, its cache and its data are created on first use
 reused by every later call (the MCP server keeps one context for its whole life; the agent
 keeps one per run). Creating a context is cheap and touches nothing on disk.
 
->>> from soma_mcp import ToolContext
+>>> from soma_tools import ToolContext
 >>> ctx = ToolContext("my-research")      # doctest: +SKIP
 >>> ctx.project.name, ctx.default_line    # doctest: +SKIP
 ('my-research', 'my-research')
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import SomaError
-from soma_mcp._errors import ToolError
-from soma_mcp._line_stats import LineStats, LineStatsCache
+from soma_tools._errors import ToolError
+from soma_tools._line_stats import LineStats, LineStatsCache
 
 if TYPE_CHECKING:
     from soma.cache import Cache

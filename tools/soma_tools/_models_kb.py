@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
-from soma_mcp._base import Direction, Origin, Record, Status, ToolInput, ToolOutput
-from soma_mcp._render import fmt, markdown_table, more_rows_note, shorten
+from soma_tools._base import Direction, Origin, Record, Status, ToolInput, ToolOutput
+from soma_tools._render import fmt, markdown_table, more_rows_note, shorten
 
 __all__ = [
     "ChangePointRow",

@@ -8,7 +8,7 @@ output has ``render()``, a readable Markdown text. Anticipated failures raise
 
 The MCP server publishes exactly :data:`TOOLS`; the agent calls the same functions::
 
-    from soma_mcp import tools
+    import soma_tools as tools
     ctx = tools.ToolContext("my-research")
     out = tools.run_pipeline(ctx, tools.RunPipelineInput(spec="StandardScale() >> LogReg()"))
     out.experiment_id, out.value
@@ -18,11 +18,11 @@ The MCP server publishes exactly :data:`TOOLS`; the agent calls the same functio
 
 from __future__ import annotations
 
-from soma_mcp._base import ProgressCallback, ToolInput, ToolOutput
-from soma_mcp._context import ToolContext
-from soma_mcp._errors import PipelineFailedError, ToolError
-from soma_mcp._filter_tools import list_filters, read_filter_source, write_filter_source
-from soma_mcp._kb_tools import (
+from soma_tools._base import ProgressCallback, ToolInput, ToolOutput
+from soma_tools._context import ToolContext
+from soma_tools._errors import PipelineFailedError, ToolError
+from soma_tools._filter_tools import list_filters, read_filter_source, write_filter_source
+from soma_tools._kb_tools import (
     create_research_line,
     generate_report,
     get_change_points,
@@ -31,7 +31,7 @@ from soma_mcp._kb_tools import (
     promising_lines,
     query_knowledge_base,
 )
-from soma_mcp._models_filters import (
+from soma_tools._models_filters import (
     FilterEntry,
     FilterParam,
     ListFiltersInput,
@@ -41,7 +41,7 @@ from soma_mcp._models_filters import (
     WriteFilterSourceInput,
     WriteFilterSourceOutput,
 )
-from soma_mcp._models_kb import (
+from soma_tools._models_kb import (
     ChangePointRow,
     CreateResearchLineInput,
     CreateResearchLineOutput,
@@ -61,7 +61,7 @@ from soma_mcp._models_kb import (
     QueryKnowledgeBaseOutput,
     TrajectoryRow,
 )
-from soma_mcp._models_runs import (
+from soma_tools._models_runs import (
     NodeRun,
     RecordExperimentInput,
     RecordExperimentOutput,
@@ -72,10 +72,10 @@ from soma_mcp._models_runs import (
     SpaceSpec,
     TrialRow,
 )
-from soma_mcp._pipeline_tool import run_pipeline
-from soma_mcp._record_tool import record_experiment
-from soma_mcp._registry import TOOLS, ToolSpec
-from soma_mcp._study_tool import run_study
+from soma_tools._pipeline_tool import run_pipeline
+from soma_tools._record_tool import record_experiment
+from soma_tools._registry import TOOLS, ToolSpec
+from soma_tools._study_tool import run_study
 
 __all__ = [
     "TOOLS",

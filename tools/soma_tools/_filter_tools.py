@@ -8,9 +8,9 @@ from typing import Any
 from urllib.parse import quote
 
 from soma.errors import ProjectError
-from soma_mcp._context import ToolContext
-from soma_mcp._errors import ToolError
-from soma_mcp._models_filters import (
+from soma_tools._context import ToolContext
+from soma_tools._errors import ToolError
+from soma_tools._models_filters import (
     FilterEntry,
     FilterParam,
     ListFiltersInput,
@@ -20,7 +20,7 @@ from soma_mcp._models_filters import (
     WriteFilterSourceInput,
     WriteFilterSourceOutput,
 )
-from soma_mcp._safe_write import (
+from soma_tools._safe_write import (
     backup_file,
     check_filter_path,
     check_python_source,

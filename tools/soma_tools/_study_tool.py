@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from soma.errors import ProjectError, StudyError, ValidationError
-from soma_mcp._base import ProgressCallback
-from soma_mcp._context import ToolContext
-from soma_mcp._errors import ToolError
-from soma_mcp._models_runs import RunStudyInput, RunStudyOutput, SpaceSpec, TrialRow
-from soma_mcp._pipeline_tool import build_graph, metric_for_line
+from soma_tools._base import ProgressCallback
+from soma_tools._context import ToolContext
+from soma_tools._errors import ToolError
+from soma_tools._models_runs import RunStudyInput, RunStudyOutput, SpaceSpec, TrialRow
+from soma_tools._pipeline_tool import build_graph, metric_for_line
 
 __all__ = ["run_study", "to_search_space"]
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from soma_mcp._base import Record, ToolInput, ToolOutput
-from soma_mcp._render import markdown_table, more_rows_note
+from soma_tools._base import Record, ToolInput, ToolOutput
+from soma_tools._render import markdown_table, more_rows_note
 
 __all__ = [
     "FilterEntry",
