@@ -1,4 +1,5 @@
-"""The KnowledgeBase: records in SQLite, meaning in FAISS, analytics and reports on top."""
+"""The KnowledgeBase: records in SQLite, meaning in a vector index (FAISS or ChronosVector),
+analytics and reports on top."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import numpy as np
 
 from soma.errors import KnowledgeBaseError, ValidationError
 from soma.knowledge import _analytics, _journal
+from soma.knowledge._backends import resolve_backend
 from soma.knowledge._embed import Embedder, resolve_embedder
+from soma.knowledge._index_base import TimeWindow, VectorIndex
 from soma.knowledge._records import (
     LINE_STATUSES,
     ChangePoint,
@@ -26,10 +29,9 @@ from soma.knowledge._records import (
     check_direction,
     check_name,
 )
-from soma.knowledge._rows import experiment_from_row, filter_sql, line_from_row
+from soma.knowledge._rows import experiment_from_row, filter_sql, line_from_row, parse_time
 from soma.knowledge._search import SemanticIndex, SqlFilter, text_of
 from soma.knowledge._store import Store
-from soma.knowledge._vectors import VectorIndex
 from soma.knowledge._writes import (
     FROZEN_FIELDS,
     UnknownLineError,
@@ -47,6 +49,16 @@ __all__ = ["KnowledgeBase"]
 _ORDERS = {"started": "started ASC, seq ASC", "-started": "started DESC, seq DESC"}
 
 
+def _window(since: datetime | str | None, until: datetime | str | None) -> TimeWindow | None:
+    start, end = parse_time(since, "since"), parse_time(until, "until")
+    if start is None and end is None:
+        return None
+    return TimeWindow(
+        start=None if start is None else start.timestamp(),
+        end=None if end is None else end.timestamp(),
+    )
+
+
 def _positive(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError(field, f"expected a positive integer, got {value!r}")
@@ -60,8 +72,13 @@ class KnowledgeBase:
     in this process). ``embedder`` is ``"default"`` (all-MiniLM-L6-v2, offline, loaded on the
     first text to embed), ``"hashing"``, or any :class:`~soma.knowledge.Embedder`. Several
     processes and threads may use one file at once; a write that finds the file locked waits
-    and retries for up to ``lock_timeout_s`` before a KnowledgeBaseError. The vector index is
-    exact (flat) up to ``hnsw_threshold`` experiments and HNSW beyond.
+    and retries for up to ``lock_timeout_s`` before a KnowledgeBaseError.
+
+    ``backend`` picks the vector index: ``"faiss"`` (the default; exact up to ``hnsw_threshold``
+    experiments, HNSW beyond) or ``"chronos"`` (ChronosVector's temporal HNSW, Python 3.12 and
+    the ``chronos`` extra: time windows are searched inside the index, and a line's path
+    through hypothesis space is read from it). Both keep the records in SQLite and rebuild
+    the index from there when it is missing, stale or from another copy of the database.
 
     >>> from soma.knowledge import HashingEmbedder
     >>> kb = KnowledgeBase(":memory:", embedder=HashingEmbedder())
@@ -79,13 +96,18 @@ class KnowledgeBase:
         *,
         hnsw_threshold: int = 10_000,
         lock_timeout_s: float = 120.0,
+        backend: str | None = None,
     ) -> None:
         _positive(hnsw_threshold, "hnsw_threshold")
+        backend, index_type = resolve_backend(backend)
         if not lock_timeout_s > 0:
             raise ValidationError("lock_timeout_s", f"expected > 0, got {lock_timeout_s!r}")
         self._embedder = resolve_embedder(embedder)
         self._store = Store(path, lock_deadline_s=lock_timeout_s)
-        self._semantic = SemanticIndex(self._store, self._embedder, hnsw_threshold=hnsw_threshold)
+        self._semantic = SemanticIndex(
+            self._store, self._embedder, hnsw_threshold=hnsw_threshold, index_type=index_type
+        )
+        self._backend = backend
         self._closed = False
 
     # -- basics --------------------------------------------------------------------------------
@@ -96,6 +118,11 @@ class KnowledgeBase:
     @property
     def embedder(self) -> Embedder:
         return self._embedder
+
+    @property
+    def backend(self) -> str:
+        """``"faiss"`` or ``"chronos"``: the kind of vector index beside the records."""
+        return self._backend
 
     @property
     def index_path(self) -> Path | None:
@@ -121,7 +148,10 @@ class KnowledgeBase:
         self.close()
 
     def __repr__(self) -> str:
-        return f"KnowledgeBase({str(self.path)!r}, embedder={self._embedder!r})"
+        return (
+            f"KnowledgeBase({str(self.path)!r}, embedder={self._embedder!r}, "
+            f"backend={self._backend!r})"
+        )
 
     # -- research lines ------------------------------------------------------------------------
     def create_line(
@@ -313,11 +343,18 @@ class KnowledgeBase:
         Without ``text`` (or with a blank one) only the filters apply and the newest come
         first, with ``score`` None. ``tags`` must all be present; ``where`` is a metric
         condition such as ``"accuracy > 0.9 and loss <= 0.3"``; ``since`` / ``until`` bound the
-        start time (datetime, ISO 8601, or an age like ``"7d"``).
+        start time (datetime, ISO 8601, or an age like ``"7d"``). On the ``chronos`` backend a
+        semantic query's time window is searched inside the index; on ``faiss`` it is checked
+        on the nearest neighbours afterwards.
         """
         _positive(k, "k")
         if line is not None:
             self.get_line(line)
+        semantic = text is not None and bool(text.strip())
+        window = None
+        if semantic and self._semantic.index_type.pushes_time_window:
+            window = _window(since, until)
+            since = until = None  # the index applies them
         clause, params = filter_sql(
             line=line,
             tags=tags,
@@ -327,13 +364,13 @@ class KnowledgeBase:
             since=since,
             until=until,
         )
-        if text is None or not text.strip():
+        if text is None or not semantic:
             sql = f"SELECT * FROM experiments WHERE {clause} ORDER BY started DESC, seq DESC"
             rows = self._store.read(lambda db: list(db.query(f"{sql} LIMIT {k}", params)))
             return [SearchHit(experiment=experiment_from_row(r), score=None) for r in rows]
         query_vector = self._semantic.embed([text])[0]
         where_filter = None if clause == "1" else SqlFilter(self._store, clause, params)
-        pairs = self._semantic.search(query_vector, k, where_filter)
+        pairs = self._semantic.search(query_vector, k, where_filter, window)
         if not pairs:
             return []
         marks = ", ".join("?" for _ in pairs)

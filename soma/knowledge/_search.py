@@ -1,8 +1,9 @@
-"""The semantic side of the knowledge base: embeddings in SQLite, a FAISS index kept in step.
+"""The semantic side of the knowledge base: embeddings in SQLite, a vector index kept in step.
 
 Every experiment's vector is written to SQLite in the same transaction as the experiment
-(``embeddings`` table, one row per experiment and embedder). The FAISS index is a cache of
-those rows: each query first brings it up to date with whatever any process wrote since
+(``embeddings`` table, one row per experiment and embedder). The vector index (FAISS or
+ChronosVector, see ``_index_base``) is a cache of those rows: each query first brings it up
+to date with whatever any process wrote since
 (experiments carry a ``text_version`` that increases with every insert or text change), and
 it is loaded from, and saved to, a file beside the database.
 """
@@ -21,9 +22,10 @@ import numpy as np
 
 from soma.errors import KnowledgeBaseError
 from soma.knowledge._embed import Embedder, experiment_text
+from soma.knowledge._index_base import PointBatch, TimeWindow, VectorIndex
 from soma.knowledge._records import Experiment
 from soma.knowledge._store import Store
-from soma.knowledge._vectors import EF_SEARCH, VectorIndex
+from soma.knowledge._vectors import FaissIndex
 
 __all__ = ["Filter", "SemanticIndex", "SqlFilter", "text_of"]
 
@@ -33,7 +35,8 @@ POSTFILTER_LIMIT = 4096
 EXACT_LIMIT = 8192
 
 _CATCH_UP_SQL = (
-    "SELECT e.seq, e.id, e.text_version, e.name, e.hypothesis, e.pipeline_summary, e.notes, "
+    "SELECT e.seq, e.id, e.text_version, e.line, e.started, e.name, e.hypothesis, "
+    "e.pipeline_summary, e.notes, "
     "e.tags, v.text_version AS vector_version, v.vector FROM experiments e "
     "LEFT JOIN embeddings v ON v.seq = e.seq AND v.model = ? "
     "WHERE e.text_version > ? ORDER BY e.text_version LIMIT ?"
@@ -96,8 +99,16 @@ def _slug(name: str) -> str:
 class SemanticIndex:
     """Embeds texts and answers nearest-neighbour queries over a knowledge base's experiments."""
 
-    def __init__(self, store: Store, embedder: Embedder, *, hnsw_threshold: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        *,
+        hnsw_threshold: int,
+        index_type: type[VectorIndex] = FaissIndex,
+    ) -> None:
         self.store = store
+        self.index_type = index_type
         self.embedder = embedder
         self.hnsw_threshold = hnsw_threshold
         self.index: VectorIndex | None = None
@@ -109,7 +120,8 @@ class SemanticIndex:
         if self.store.in_memory:
             return None
         db = self.store.path
-        return db.with_name(f"{db.stem}.vectors.{_slug(self.embedder.name)}.faiss")
+        suffix = self.index_type.file_suffix
+        return db.with_name(f"{db.stem}.vectors.{_slug(self.embedder.name)}.{suffix}")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``, checking the embedder kept its promise about the shape."""
@@ -126,9 +138,16 @@ class SemanticIndex:
 
     # -- queries -------------------------------------------------------------------------------
     def search(
-        self, query: np.ndarray, k: int, where: Filter | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        where: Filter | None = None,
+        window: TimeWindow | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` nearest ``(seq, cosine)`` pairs, only among experiments ``where`` accepts.
+
+        ``window`` (start times) is searched inside the index; only an index that
+        ``pushes_time_window`` takes one (for FAISS the caller puts it into ``where``).
 
         With a filter, the nearest neighbours are fetched first and the filter checked on just
         those (a few hundred rows, not the table), widening the fetch eightfold until ``k``
@@ -139,11 +158,11 @@ class SemanticIndex:
         with self._lock:
             index = self.synced()
             if where is None:
-                return index.search(query, k)
+                return index.search(query, k, window=window)
             total = index.n_live
             fetch = min(total, max(100, 20 * k))
             while fetch:
-                nearest = index.search(query, fetch)
+                nearest = index.search(query, fetch, window=window)
                 passed = where.accepts([seq for seq, _ in nearest])
                 hits = [(seq, score) for seq, score in nearest if seq in passed]
                 if len(hits) >= k or fetch >= total:
@@ -153,8 +172,8 @@ class SemanticIndex:
                 fetch = min(total, POSTFILTER_LIMIT, fetch * 8)
             candidates = where.everything()
             if len(candidates) <= EXACT_LIMIT:
-                return index.exact(query, candidates, k)
-            return index.search(query, k, set(candidates).__contains__)
+                return index.exact(query, candidates, k, window=window)
+            return index.search(query, k, set(candidates).__contains__, window=window)
 
     def synced(self) -> VectorIndex:
         """The index, loaded or rebuilt if needed, with every stored experiment in it."""
@@ -169,7 +188,7 @@ class SemanticIndex:
             index = self.index
             if index is None or index.synced > latest:
                 # A saved index newer than the database means the database was replaced.
-                index = self._load(latest) or VectorIndex(
+                index = self._load(latest) or self.index_type(
                     self.embedder.dim, hnsw_threshold=self.hnsw_threshold
                 )
                 self.index = index
@@ -195,9 +214,7 @@ class SemanticIndex:
         path = self.path
         if path is None or not path.exists():
             return None
-        loaded = VectorIndex.load(
-            path, hnsw_threshold=self.hnsw_threshold, hnsw_m=32, ef_search=EF_SEARCH
-        )
+        loaded = self.index_type.load(path, hnsw_threshold=self.hnsw_threshold)
         if loaded is None:
             return None
         index, meta = loaded
@@ -210,9 +227,7 @@ class SemanticIndex:
         )
         if not fits:
             return None
-        # Saved under another threshold: switch kind now rather than at the next insert.
-        index.hnsw_threshold = self.hnsw_threshold
-        index.maybe_rebuild()
+        index.configure(hnsw_threshold=self.hnsw_threshold)
         return index
 
     def _anchor_holds(self, index: VectorIndex) -> bool:
@@ -265,7 +280,14 @@ class SemanticIndex:
                     for i in missing
                 ]
                 self._write_vectors(data)
-            index.upsert(np.array([r["seq"] for r in rows], dtype=np.int64), vectors)
+            index.upsert(
+                PointBatch(
+                    seqs=np.array([r["seq"] for r in rows], dtype=np.int64),
+                    vectors=vectors,
+                    lines=[r["line"] for r in rows],
+                    started=np.array([r["started"] for r in rows], dtype=np.float64),
+                )
+            )
             index.synced = int(rows[-1]["text_version"])
             index.anchor = (int(rows[-1]["seq"]), str(rows[-1]["id"]))
 

@@ -1,4 +1,4 @@
-"""The FAISS vector index over experiment embeddings: exact while small, HNSW when large.
+"""The FAISS vector index (the default backend): exact while small, HNSW when large.
 
 Positions in the FAISS index map to experiment ``seq`` numbers through ``labels``. An
 experiment whose text changed is re-added at a new position and its old position becomes a
@@ -26,12 +26,19 @@ from typing import Any
 import faiss
 import numpy as np
 
-__all__ = ["EF_SEARCH", "VectorIndex"]
+from soma.knowledge._index_base import PointBatch, TimeWindow, VectorIndex
+
+__all__ = ["EF_SEARCH", "FaissIndex"]
 
 _FORMAT = 1
 # HNSW breadth at query time. Measured on 100k clustered MiniLM-like vectors (M=32, one
 # thread): 64 → recall@10 0.75, 0.26 ms; 128 → 0.91, 0.43 ms; 256 → 0.985, 0.66 ms.
 EF_SEARCH = 256
+
+
+def _no_window(window: TimeWindow | None) -> None:
+    if window is not None and not window.unbounded:
+        raise ValueError("the FAISS index has no start times: filter the window afterwards")
 
 
 @contextmanager
@@ -51,8 +58,14 @@ def _single_thread() -> Iterator[None]:
         faiss.omp_set_num_threads(previous)
 
 
-class VectorIndex:
-    """Inner-product search over unit vectors, keyed by experiment ``seq``."""
+class FaissIndex(VectorIndex):
+    """Inner-product search over unit vectors, keyed by experiment ``seq`` (FAISS).
+
+    It does not know start times: a time window is checked on its answers (post-filtering).
+    """
+
+    backend = "faiss"
+    file_suffix = "faiss"
 
     def __init__(
         self,
@@ -62,7 +75,7 @@ class VectorIndex:
         hnsw_m: int = 32,
         ef_search: int = EF_SEARCH,
     ) -> None:
-        self.dim = dim
+        super().__init__(dim)
         self.hnsw_threshold = hnsw_threshold
         self.hnsw_m = hnsw_m
         self.ef_search = ef_search
@@ -70,11 +83,6 @@ class VectorIndex:
         self.kind = "flat"
         self.labels = np.zeros(0, dtype=np.int64)
         self.position: dict[int, int] = {}
-        self.synced = 0  # highest experiments.text_version reflected here
-        # The experiment whose text_version is ``synced``: lets a loaded index be recognised
-        # as belonging to an older or diverged copy of the database (see SemanticIndex).
-        self.anchor: tuple[int, str] | None = None
-        self.unsaved = 0  # changes since the last save
 
     # -- contents ------------------------------------------------------------------------------
     @property
@@ -85,11 +93,12 @@ class VectorIndex:
     def n_dead(self) -> int:
         return int(self.labels.shape[0]) - len(self.position)
 
-    def upsert(self, seqs: np.ndarray, vectors: np.ndarray) -> None:
+    def upsert(self, points: PointBatch) -> None:
         """Add vectors for ``seqs``; an seq already present gets its old vector tombstoned."""
+        seqs = points.seqs
         if len(seqs) == 0:
             return
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        vectors = np.ascontiguousarray(points.vectors, dtype=np.float32).reshape(-1, self.dim)
         # Within one batch the last vector of a seq wins.
         last: dict[int, int] = {int(s): i for i, s in enumerate(seqs)}
         rows = np.fromiter(last.values(), dtype=np.int64, count=len(last))
@@ -104,6 +113,20 @@ class VectorIndex:
         for offset, seq in enumerate(last):
             self.position[seq] = start + offset
         self.unsaved += len(last)
+        self.maybe_rebuild()
+
+    def remove(self, seqs: np.ndarray) -> None:
+        """Tombstone these seqs (HNSW cannot delete vectors; a rebuild drops them)."""
+        for seq in np.asarray(seqs, dtype=np.int64).tolist():
+            old = self.position.pop(int(seq), None)
+            if old is not None:
+                self.labels[old] = -1
+                self.unsaved += 1
+        self.maybe_rebuild()
+
+    def configure(self, *, hnsw_threshold: int) -> None:
+        # Saved under another threshold: switch kind now rather than at the next insert.
+        self.hnsw_threshold = hnsw_threshold
         self.maybe_rebuild()
 
     def maybe_rebuild(self) -> None:
@@ -141,13 +164,19 @@ class VectorIndex:
 
     # -- search --------------------------------------------------------------------------------
     def search(
-        self, query: np.ndarray, k: int, accept: Callable[[int], bool] | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        accept: Callable[[int], bool] | None = None,
+        window: TimeWindow | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` best ``(seq, score)`` pairs, skipping tombstones and seqs ``accept`` refuses.
 
+        ``window`` must be unbounded: this index has no start times (the caller filters).
         Asks FAISS for more than ``k`` when some answers may be dropped, widening until ``k``
         survive or the whole index was asked.
         """
+        _no_window(window)
         total = int(self.index.ntotal)
         if total == 0 or k <= 0:
             return []
@@ -180,8 +209,11 @@ class VectorIndex:
                 return hits[:k]
             fetch = min(total, fetch * 4)
 
-    def exact(self, query: np.ndarray, seqs: list[int], k: int) -> list[tuple[int, float]]:
+    def exact(
+        self, query: np.ndarray, seqs: list[int], k: int, window: TimeWindow | None = None
+    ) -> list[tuple[int, float]]:
         """Exact scores of ``query`` against the given seqs (those in the index), best ``k``."""
+        _no_window(window)
         present = [s for s in seqs if s in self.position]
         if not present or k <= 0:
             return []
@@ -214,8 +246,14 @@ class VectorIndex:
 
     @classmethod
     def load(
-        cls, path: Path, *, hnsw_threshold: int, hnsw_m: int, ef_search: int
-    ) -> tuple[VectorIndex, dict[str, Any]] | None:
+        cls,
+        path: Path,
+        *,
+        hnsw_threshold: int = 10_000,
+        hnsw_m: int = 32,
+        ef_search: int = EF_SEARCH,
+        **_options: Any,
+    ) -> tuple[FaissIndex, dict[str, Any]] | None:
         """The index saved at ``path`` and its metadata, or None if absent or unreadable."""
         try:
             data = path.read_bytes()

@@ -189,7 +189,10 @@ def update_experiment(
     values = experiment_to_row(result)
     args = [values[c] for c in EXPERIMENT_COLUMNS]
     new_text = text_of(result)
-    if new_text == text_of(stored):
+    # A temporal index files the vector under its line and start time: moving either is a
+    # new text_version too, so every index re-files it.
+    placed = (result.line, result.started) == (stored.line, stored.started)
+    if new_text == text_of(stored) and placed:
         db.conn.execute(f"UPDATE experiments SET {_SET_COLUMNS} WHERE seq = ?", [*args, seq])
         return result
     if precomputed is not None and precomputed[0] == new_text:

