@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from textual.app import App
@@ -128,7 +129,37 @@ class ControlActions(App[None]):
             if hypothesis is not None:
                 await self._send("inject", hypothesis)
 
-        self.push_screen(InjectHypothesisScreen(state.run_id), injected)
+        validate = self.check_injected if self.project_root is not None else None
+        self.push_screen(InjectHypothesisScreen(state.run_id, validate), injected)
+
+    _project: Any = None
+
+    def check_injected(self, hypothesis: dict[str, Any]) -> str:
+        """'' when the run would accept ``hypothesis``, else the reason ``soma agent inject``
+        gives for the same spec (both go through ``check_pipeline``)."""
+        import pydantic
+
+        from soma.errors import SomaError
+        from soma_agent._hypothesis import ProposedHypothesis
+        from soma_agent._planner_llm import check_pipeline
+
+        try:
+            if self._project is None:
+                from soma.project import load_project
+
+                self._project = load_project(self.project_root or ".")
+            proposal = ProposedHypothesis(
+                statement=hypothesis["statement"],
+                spec=hypothesis["spec"],
+                params=hypothesis.get("params", {}),
+                action=hypothesis.get("action", "improve"),
+            )
+        except pydantic.ValidationError as exc:
+            err = exc.errors()[0]
+            return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+        except SomaError as exc:
+            return f"project: {exc}"
+        return check_pipeline(proposal, SimpleNamespace(project=self._project))
 
     def action_new_run(self) -> None:
         if self.launcher is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from textual.app import ComposeResult
@@ -115,9 +116,14 @@ class InjectHypothesisScreen(_FormScreen):
     DEFAULT_CSS = _MODAL_CSS.format(name="InjectHypothesisScreen")
     SUBMIT_LABEL = "Inject"
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(
+        self, run_id: str, validate: Callable[[dict[str, Any]], str] | None = None
+    ) -> None:
         super().__init__()
         self.run_id = run_id
+        # Returns '' or "field: why" (the message `soma agent inject` prints for the same
+        # spec): a spec the agent would refuse is refused here, before anything is queued.
+        self.validate = validate
 
     def title_markup(self) -> str:
         return f"[b]Inject a hypothesis[/b] into {self.run_id}"
@@ -155,6 +161,10 @@ class InjectHypothesisScreen(_FormScreen):
             if not tune.isdigit() or not 1 <= int(tune) <= 50:
                 raise ValueError(f"tune: expected an integer from 1 to 50, got {tune!r}")
             hypothesis["action"], hypothesis["n_trials"] = "tune", int(tune)
+        if self.validate is not None:
+            error = self.validate(hypothesis)
+            if error:
+                raise ValueError(error)
         return hypothesis
 
 
