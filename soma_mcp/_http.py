@@ -34,7 +34,7 @@ class BearerTokenMiddleware:
         if not token:
             raise ValueError("token: expected a non-empty bearer token")
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan events pass through
@@ -45,7 +45,11 @@ class BearerTokenMiddleware:
             if name.lower() == b"authorization":
                 given = value
                 break
-        if not hmac.compare_digest(given, self._expected):
+        # The scheme is case-insensitive (RFC 9110 section 11.1); the token is not.
+        scheme, _, credentials = given.strip().partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(
+            credentials.strip(), self._expected
+        ):
             await _unauthorized(send, "missing bearer token" if not given else "wrong token")
             return
         await self.app(scope, receive, send)

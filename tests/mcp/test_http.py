@@ -132,3 +132,39 @@ def test_regression_an_empty_token_is_generated_and_shown(
     [(url, token, generated)] = announced
     assert generated is True and len(token) >= 32
     assert url.startswith("http://127.0.0.1:8765/") and served[0].host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("auth", "allowed"),
+    [
+        (f"Bearer {TOKEN}", True),
+        (f"bearer {TOKEN}", True),
+        (f"BEARER  {TOKEN}", True),
+        (f"Bearer {TOKEN}x", False),
+        (f"Basic {TOKEN}", False),
+        (TOKEN, False),
+        ("Bearer", False),
+    ],
+)
+async def test_regression_bearer_scheme_is_case_insensitive(auth: str, allowed: bool) -> None:
+    # RFC 9110: the auth scheme is case-insensitive. "bearer <token>" used to get 401.
+    from soma_mcp._http import BearerTokenMiddleware
+
+    reached: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(True)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "headers": [(b"authorization", auth.encode())]}
+    await BearerTokenMiddleware(app, TOKEN)(scope, receive, send)
+    assert bool(reached) is allowed
+    if not allowed:
+        assert sent[0]["status"] == 401
