@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from soma._control_flow import Branch as BranchFilter
 from soma._control_flow import ControlStep, _describe
 from soma._control_flow import Loop as LoopFilter
-from soma.plan import Branch, Cached, Execute, Loop, Parallel, Sequence, Step
+from soma.plan import Branch, Cached, Execute, Loop, Parallel, Remote, Sequence, Step
 
 if TYPE_CHECKING:
     from soma.graph import Graph
@@ -26,6 +26,12 @@ def _label(flt: Any) -> str:
     if not params:
         return type(flt).__name__
     return f"{type(flt).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+def _placed(topology: Any, name: str) -> str:
+    """`` @ GPU=1, tag:gpu`` for a node placed on a cluster worker (a Remote step)."""
+    placement = topology.placements.get(name)
+    return f" @ {placement.describe()}" if placement is not None else ""
 
 
 # -- text ----------------------------------------------------------------------------
@@ -55,8 +61,10 @@ def render_text(graph: Graph) -> str:
             where = f" [{owner[1]} of {owner[0]}]"
         preds = topology.preds[name]
         arrow = f" ← {', '.join(preds)}" if preds else ""
+        placed = _placed(topology, name)
         lines.append(
-            f"{'    ' * depth}{branch}{name} ({_label(topology.filters[name])}){where}{arrow}"
+            f"{'    ' * depth}{branch}{name} ({_label(topology.filters[name])}){placed}{where}"
+            f"{arrow}"
         )
     return "\n".join(lines)
 
@@ -86,7 +94,10 @@ def render_mermaid(graph: Graph) -> str:
     def emit_region(owner: str | None, label: str | None, indent: str) -> None:
         for name in topology.region(owner, label):
             flt = topology.filters[name]
-            text = _mermaid_text(f"{name}<br/>{_label(flt)}").replace("#lt;br/#gt;", "<br/>")
+            shown = f"{name}<br/>{_label(flt)}"
+            if name in topology.placements:  # a Remote step: where it may run
+                shown += f"<br/>remote{_placed(topology, name)}"
+            text = _mermaid_text(shown).replace("#lt;br/#gt;", "<br/>")
             if isinstance(flt, BranchFilter):
                 lines.append(f'{indent}{ids[name]}{{"{text}"}}')
             elif isinstance(flt, LoopFilter):
@@ -108,6 +119,9 @@ def render_mermaid(graph: Graph) -> str:
     emit_region(None, None, "    ")
     for src, dst in topology.edges:
         lines.append(f"    {ids[src]} --> {ids[dst]}")
+    if topology.placements:
+        lines.append("    classDef remote stroke-dasharray: 5 5")
+        lines.append(f"    class {','.join(ids[n] for n in topology.placements)} remote")
     for name, arms in topology.arms.items():
         for arm, members in arms.items():
             entry = [m for m in members if not topology.preds[m]] or [f"{ids[name]}_{arm}_pass"]
@@ -140,7 +154,7 @@ def render_dot(graph: Graph) -> str:
                 shape = "diamond"
             elif isinstance(flt, LoopFilter):
                 shape = "ellipse"
-            text = _dot_quote(f"{name}\n{_label(flt)}")
+            text = _dot_quote(f"{name}\n{_label(flt)}{_placed(topology, name)}")
             lines.append(f"{indent}{_dot_quote(name)} [label={text} shape={shape}];")
             if isinstance(flt, ControlStep):
                 for arm in flt.arms():
@@ -175,7 +189,7 @@ def render_summary(graph: Graph) -> str:
     plan = graph.compile()
 
     def text(step: Step, nested: bool) -> str:
-        if isinstance(step, Execute | Cached):
+        if isinstance(step, Execute | Cached | Remote):
             return _label(topology.filters[step.node])
         if isinstance(step, Sequence):
             if not step.steps:

@@ -45,6 +45,7 @@ class _Run:
         "phase",
         "plain",
         "plan",
+        "remote",
         "report",
         "run_id",
         "skip_output",

@@ -48,7 +48,8 @@ class Event:
 
     ``node`` is None for run events. ``duration_s`` is set on ``*_finished``, ``*_failed``
     and ``node_cache_hit`` (the time to load the entry). ``total_nodes`` is set on
-    ``run_started``; ``iteration`` on nodes inside a Loop body.
+    ``run_started``; ``iteration`` on nodes inside a Loop body; ``worker`` on
+    ``node_finished`` of a node that ran on a cluster worker (a Remote step).
     """
 
     kind: EventKind
@@ -62,6 +63,7 @@ class Event:
     tier: str | None = None
     total_nodes: int | None = None
     iteration: int | None = None
+    worker: str | None = None
 
 
 EventCallback = Callable[[Event], Any]

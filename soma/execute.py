@@ -52,6 +52,7 @@ from soma.plan import (
     NodeSpec,
     Parallel,
     Region,
+    Remote,
     Sequence,
     Step,
 )
@@ -114,6 +115,7 @@ def execute(
         new_states={},
         phase=phase,
         plan=plan,
+        remote=_remote_lab(backend),
         report=RunReport(run_id=f"{phase}-{_RUN_PREFIX}{next(_run_counter):06x}", phase=phase),
         run_id="",
         skip_output=frozenset() if want_output else frozenset(plan.leaves),
@@ -193,12 +195,16 @@ def _run_step(step: Step, run: _Run) -> None:
                 _run_node(run.plan.nodes[child.node], run, False)  # type: ignore[union-attr]
             elif child_kind is Cached:
                 _run_node(run.plan.nodes[child.node], run, True)  # type: ignore[union-attr]
+            elif child_kind is Remote:
+                _run_remote(child, run)  # type: ignore[arg-type]
             else:
                 _run_step(child, run)
     elif kind is Execute:
         _run_node(run.plan.nodes[step.node], run, False)  # type: ignore[union-attr]
     elif kind is Cached:
         _run_node(run.plan.nodes[step.node], run, True)  # type: ignore[union-attr]
+    elif kind is Remote:
+        _run_remote(step, run)  # type: ignore[arg-type]
     elif kind is Parallel:
         _run_parallel(step, run)  # type: ignore[arg-type]
     elif kind is Loop:
@@ -207,6 +213,25 @@ def _run_step(step: Step, run: _Run) -> None:
         _run_branch(step, run)  # type: ignore[arg-type]
     else:  # pragma: no cover - the compiler makes only the kinds above
         raise GraphError(f"unknown plan step {step!r}")
+
+
+def _remote_lab(backend: ExecutionBackend | None) -> Any:
+    """The Lab that Remote steps run on: a remote backend's, else ``with lab.use():``'s."""
+    lab = getattr(backend, "lab", None) if backend is not None and not backend.in_process else None
+    if lab is None and "soma.cluster.lab" in sys.modules:  # no Lab exists before it loads
+        from soma.cluster.lab import active_lab
+
+        lab = active_lab()
+    return lab
+
+
+def _run_remote(step: Remote, run: _Run) -> None:
+    if run.remote is None:  # no cluster in use: the node runs here, as an ordinary step
+        _run_node(run.plan.nodes[step.node], run, step.cached)
+        return
+    from soma.cluster._node_step import run_remote_node
+
+    run_remote_node(run.plan.nodes[step.node], run, step)
 
 
 class _ParallelState:

@@ -74,6 +74,7 @@ class Graph:
         self._owner: dict[str, tuple[str, str]] = {}  # node -> (Branch/Loop node, arm label)
         self._arms: dict[str, dict[str, list[str]]] = {}  # Branch/Loop node -> arm -> members
         self._next_suffix: dict[str, int] = {}  # auto-name counters: O(1) naming of long chains
+        self._placements: dict[str, Any] = {}  # node -> soma.cluster Placement (Remote steps)
         self._callbacks: tuple[EventCallback, ...] = ()
         self._states: dict[StateKey, Any] = {}
         self._state_keys: dict[StateKey, str | None] = {}
@@ -156,9 +157,51 @@ class Graph:
         graph.compile()  # report cycles, fan-in mismatches and dangling nodes now
         return graph
 
-    def node(self, filter: Filter, name: str | None = None) -> str:
-        """Add ``filter`` as a node and return its name (auto: snake_case of the class)."""
-        return self._add_node(filter, name, None)
+    def node(
+        self,
+        filter: Filter,
+        name: str | None = None,
+        *,
+        resources: dict[str, Any] | None = None,
+        tags: list[str] | str | None = None,
+    ) -> str:
+        """Add ``filter`` as a node and return its name (auto: snake_case of the class).
+
+        ``resources`` (``{"GPU": 1, "CPU": 2, "memory": "4G"}``) and ``tags`` place the
+        node on a cluster worker that has them (a Remote step; see :meth:`place`).
+        """
+        name = self._add_node(filter, name, None)
+        if resources is not None or tags is not None:
+            self.place(name, resources=resources, tags=tags)
+        return name
+
+    def place(
+        self,
+        node: str,
+        *,
+        resources: dict[str, Any] | None = None,
+        tags: list[str] | str | None = None,
+    ) -> None:
+        """Run ``node`` on a cluster worker with ``resources`` and ``tags`` (None: anywhere).
+
+        The compiled plan shows it as a Remote step; inside ``with lab.use():`` (or with a
+        ``soma.execution.RayBackend``) it runs on the Lab's workers, else in this process.
+        """
+        if node not in self._filters:
+            known = ", ".join(self._filters) or "none"
+            raise GraphError(f"place: unknown node {node!r} (nodes: {known})")
+        if isinstance(self._filters[node], ControlStep):
+            raise GraphError(f"place: {node!r} is a Branch/Loop; place the nodes inside it")
+        from soma.cluster._jobs import Placement  # Ray-free
+
+        self._placements[node] = Placement(resources, tags)
+        self._plan = None
+        self._topology = None
+
+    @property
+    def placements(self) -> dict[str, Any]:
+        """The nodes that asked for a worker, with their ``soma.cluster`` Placement."""
+        return dict(self._placements)
 
     def connect(self, src: str, dst: str) -> None:
         """Feed ``src``'s output into ``dst``; the order of connects is the fan-in order."""
@@ -250,8 +293,9 @@ class Graph:
         topology = self._topology
         if topology is None:
             topology = Topology.of(
-                self._filters, self._preds, self._succs, self._edges, self._owner, self._arms
-            )
+                self._filters, self._preds, self._succs, self._edges, self._owner, self._arms,
+                self._placements,
+            )  # fmt: skip
             self._topology = topology
         return topology
 
@@ -448,6 +492,7 @@ class Graph:
         copy._edges = list(self._edges)
         copy._owner = dict(self._owner)
         copy._next_suffix = dict(self._next_suffix)
+        copy._placements = dict(self._placements)
         copy._arms = {
             k: {label: list(v) for label, v in arms.items()} for k, arms in self._arms.items()
         }

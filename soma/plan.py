@@ -36,6 +36,7 @@ __all__ = [
     "GraphWarning",
     "Loop",
     "Parallel",
+    "Remote",
     "Sequence",
     "Step",
     "compile_graph",
@@ -61,6 +62,20 @@ class Cached:
     """Run one node, looking its state and output up in the cache first."""
 
     node: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Remote:
+    """Run one node on a cluster worker that matches ``placement`` (a soma.cluster
+    Placement). ``cached``: the cache is consulted on the driver first, so a cached node
+    never leaves it."""
+
+    node: str
+    placement: Any
+    cached: bool
+
+    def where(self) -> str:
+        return self.placement.describe()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -96,7 +111,7 @@ class Branch:
     arms: tuple[tuple[str, Step], ...]
 
 
-Step = Execute | Cached | Sequence | Parallel | Loop | Branch
+Step = Execute | Cached | Remote | Sequence | Parallel | Loop | Branch
 
 # Input modes: how a node's predecessor outputs become forward's positional arguments.
 SINGLE, POSITIONAL, KEYED, VARIADIC = 0, 1, 2, 3
@@ -164,6 +179,9 @@ def _render(step: Step, depth: int, lines: list[str], nodes: dict[str, NodeSpec]
     pad = "  " * depth
     if isinstance(step, Execute | Cached):
         lines.append(f"{pad}{type(step).__name__}({step.node})")
+    elif isinstance(step, Remote):
+        cached = ", cached" if step.cached else ""
+        lines.append(f"{pad}Remote({step.node} @ {step.where()}{cached})")
     elif isinstance(step, Sequence):
         if not step.steps:
             lines.append(f"{pad}Empty")
@@ -224,6 +242,9 @@ def compile_graph(topology: Topology, *, cached: bool) -> ExecutionPlan:
         if isinstance(step, Execute):
             spec = specs[step.node]
             if spec.kind == "filter":
+                placement = topology.placements.get(step.node)
+                if placement is not None:
+                    return Remote(step.node, placement, cached and spec.cacheable)
                 return Cached(step.node) if cached and spec.cacheable else step
             return steps_for[step.node]
         if isinstance(step, Sequence):

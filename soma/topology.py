@@ -8,7 +8,7 @@ builds it on first use after a change and keeps it until the next change.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -20,7 +20,8 @@ class Topology:
     """Nodes (in the order they were added), edges (in fan-in order) and control regions.
 
     ``owner``: node -> (Branch/Loop node, arm label) for nodes inside an arm; ``arms``:
-    Branch/Loop node -> arm label -> its member nodes.
+    Branch/Loop node -> arm label -> its member nodes. ``placements``: node -> the
+    ``soma.cluster`` Placement it asked for (resources / tags; such nodes compile to Remote).
     """
 
     filters: Mapping[str, Any]
@@ -29,6 +30,7 @@ class Topology:
     edges: tuple[tuple[str, str], ...]
     owner: Mapping[str, tuple[str, str]]
     arms: Mapping[str, Mapping[str, tuple[str, ...]]]
+    placements: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def of(
@@ -39,6 +41,7 @@ class Topology:
         edges: list[tuple[str, str]],
         owner: Mapping[str, tuple[str, str]],
         arms: Mapping[str, Mapping[str, list[str]]],
+        placements: Mapping[str, Any] | None = None,
     ) -> Topology:
         """A frozen copy of a graph's building state."""
         return cls(
@@ -53,6 +56,7 @@ class Topology:
                     for k, a in arms.items()
                 }
             ),
+            placements=MappingProxyType(dict(placements or {})),
         )
 
     def region(self, owner: str | None, label: str | None) -> list[str]:

@@ -101,6 +101,7 @@ class Job:
         self.what = what
         self.env_key = env_key
         self.worker: str | None = None
+        self._lab: Any = None  # the Lab that tracks it for cancel(), until collected
 
     def done(self) -> bool:
         import ray
@@ -108,18 +109,36 @@ class Job:
         ready, _ = ray.wait([self.ref], timeout=0)
         return bool(ready)
 
-    def cancel(self, force: bool = False) -> None:
-        """Cancel the job: a queued job never starts; a running one is interrupted."""
+    def cancel(self, force: bool = True) -> None:
+        """Cancel the job: a queued job never starts; a running one is stopped.
+
+        ``force`` (default) ends the worker process running it (Ray starts a fresh one; the
+        worker node stays up): Ray 2.60's gentle cancel runs tasks to their end when they
+        are not in Python's main thread, so a sleeping or C-bound job would keep its slot.
+        """
         import ray
 
-        ray.cancel(self.ref, force=force)
+        if self.done():  # finished already: nothing to stop, and its process is reused
+            return
+        ray.cancel(self.ref, force=force, recursive=True)
 
     def result(self, timeout: float | None = None) -> Any:
-        ok, value, worker = self._get(timeout)
+        try:
+            ok, value, worker = self._get(timeout)
+        except TimeoutError:
+            raise  # still running: still cancellable
+        except BaseException:
+            self._collected()
+            raise
+        self._collected()
         self.worker = worker
         if not ok:
             raise value
         return value
+
+    def _collected(self) -> None:
+        if self._lab is not None:
+            self._lab._forget(self)
 
     def _get(self, timeout: float | None) -> tuple[bool, Any, str]:
         import ray

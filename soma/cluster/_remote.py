@@ -13,7 +13,7 @@ from typing import Any
 
 from soma.cluster._errors import ClusterError
 
-__all__ = ["RemoteTaskError", "run_call", "worker_name"]
+__all__ = ["RemoteTaskError", "node_task", "run_call", "worker_name"]
 
 
 def worker_name() -> str:
@@ -57,3 +57,17 @@ def run_call(what: str, fn: Any, args: tuple, kwargs: dict) -> tuple[bool, Any, 
 
 def call_method(target: Any, method: str, args: tuple, kwargs: dict) -> Any:
     return getattr(target, method)(*args, **kwargs)
+
+
+def node_task(
+    strategy: Any, call: Any, flt: Any, args: tuple, state: Any, variadic: bool, forward: bool
+) -> tuple[Any, Any]:
+    """One graph node on a worker: fit through the graph's strategy when ``call`` is given
+    (a soma.training FitCall), then forward when asked. -> (new state or None, output)."""
+    fitted = None
+    if call is not None:
+        state = fitted = strategy.fit(call)
+    output = None
+    if forward:
+        output = flt.forward(*args, state=state) if variadic else flt.forward(*args, state)
+    return fitted, output

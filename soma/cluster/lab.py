@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -56,6 +57,9 @@ class Lab:
         self.token_check_s: float | None = None
         self._envs: dict[str, dict[str, Any]] = {}
         self._closed = False
+        self._running: set[Job] = set()  # submitted and not yet collected: what cancel() stops
+        self._running_lock = threading.Lock()
+        self._feasible: set[str] = set()  # placements some worker offers (checked once each)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -251,13 +255,69 @@ class Lab:
         if self._closed:
             raise ClusterError("this Lab is closed")
         options = task_options(placement, retries)
+        self._check_feasible(options, placement, what)
         env_key = None
         env = environment_for(requirements, wheelhouse)
         if env is not None:
             env_key, runtime_env = env
             options["runtime_env"] = self._envs.setdefault(env_key, runtime_env)
         ref = remote_runner().options(**options).remote(what, fn, args, kwargs)
-        return Job(ref, what, env_key)
+        job = Job(ref, what, env_key)
+        with self._running_lock:
+            self._running.add(job)
+        job._lab = self
+        return job
+
+    def _check_feasible(self, options: dict[str, Any], placement: Placement, what: str) -> None:
+        """Refuse at once a job that no alive worker could ever run (Ray would queue it
+        forever as infeasible); one that only has to wait for a busy worker is queued."""
+        key = placement.describe()
+        if key in self._feasible:
+            return
+        need = {"CPU": options["num_cpus"], "GPU": options["num_gpus"], **options["resources"]}
+        if "memory" in options:
+            need["memory"] = options["memory"]
+        need = {k: v for k, v in need.items() if v}
+        alive = [n for n in self._node_totals() if n[1]]
+        if not any(all(total.get(k, 0.0) >= v for k, v in need.items()) for _, _, total in alive):
+            offers = "; ".join(
+                f"{name}: {_offer(total)}" for name, _, total in alive if SLOT_RESOURCE in total
+            )
+            raise ClusterError(
+                f"{what}: no alive worker has {placement.describe()} "
+                f"(workers: {offers or 'none alive'})"
+            )
+        self._feasible.add(key)
+
+    def _node_totals(self) -> list[tuple[str, bool, dict[str, float]]]:
+        import ray
+
+        found = []
+        for node in ray.nodes():
+            labels = node.get("Labels") or {}
+            name = labels.get("soma-worker") or node["NodeManagerAddress"]
+            found.append((name, bool(node["Alive"]), dict(node.get("Resources") or {})))
+        return found
+
+    def _forget(self, job: Job) -> None:
+        with self._running_lock:
+            self._running.discard(job)
+
+    def cancel(self, force: bool = True) -> int:
+        """Cancel every job of this Lab not yet collected (a graph run on it then fails
+        with an error naming the node that was cancelled); how many were cancelled."""
+        with self._running_lock:
+            jobs = list(self._running)
+            self._running.clear()
+        for job in jobs:
+            job.cancel(force=force)
+        return len(jobs)
+
+    def backend(self) -> Any:
+        """An execution backend for ``Graph(backend=...)``: Remote steps run on this Lab."""
+        from soma.execution._ray import RayBackend
+
+        return RayBackend(self)
 
     def map(self, fn: Callable[..., Any], items: Sequence[Any], **placement: Any) -> list[Any]:
         """``[fn(item) for item in items]`` across the workers (first error raised)."""
@@ -282,3 +342,13 @@ class Lab:
 
     def __repr__(self) -> str:
         return f"Lab({self.address!r}{', local' if self.is_local else ''})"
+
+
+def _offer(total: dict[str, float]) -> str:
+    tags = sorted(k[4:] for k in total if k.startswith("tag:"))
+    parts = [f"CPU={total.get('CPU', 0):g}"]
+    if total.get("GPU"):
+        parts.append(f"GPU={total['GPU']:g}")
+    parts.append(f"memory={int(total.get('memory', 0)) >> 20}MiB")
+    parts += [f"tag:{t}" for t in tags]
+    return ", ".join(parts)

@@ -17,7 +17,8 @@ in-memory values, so the executor submits them to in-process backends only
 (``in_process = True``). A remote backend (Ray) sets ``in_process = False`` and receives
 self-contained node calls (filter, inputs and state travel with the call, cloudpickled),
 never a branch of a running plan: implement ``submit`` and ``max_workers``, and say
-``in_process = False``.
+``in_process = False``. :class:`RayBackend` is that backend: with it, the plan's Remote
+steps (nodes placed with ``resources=`` / ``tags=``) run on its Lab's workers.
 """
 
 from __future__ import annotations
@@ -25,4 +26,12 @@ from __future__ import annotations
 from soma.execution._base import ExecutionBackend, default_workers
 from soma.execution._threads import ThreadBackend
 
-__all__ = ["ExecutionBackend", "ThreadBackend", "default_workers"]
+__all__ = ["ExecutionBackend", "RayBackend", "ThreadBackend", "default_workers"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "RayBackend":  # soma.execution stays Ray-free until it is asked for
+        from soma.execution._ray import RayBackend
+
+        return RayBackend
+    raise AttributeError(f"module 'soma.execution' has no attribute {name!r}")

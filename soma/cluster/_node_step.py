@@ -1,0 +1,212 @@
+"""A plan's Remote step: one graph node run on a cluster worker, the cache kept on the driver.
+
+The executor (``soma.execute``) hands a Remote step here when a Lab is in use. Keys and cache
+lookups happen on the driver first, exactly as for a Cached step, so a node whose state and
+output are cached never leaves the driver. Otherwise one job carries the node's filter, its
+inputs (through Ray's object store) and, for forward, its state; it fits through the graph's
+training strategy and/or runs forward on a worker that has the placement's resources and tags,
+and sends back the new state and the output. Errors come back as RemoteNodeError naming the
+node and the worker. While it waits the driver watches the run: when another branch failed
+(or ``lab.cancel()`` was called) the job is cancelled on its worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.machinery
+import sys
+from typing import TYPE_CHECKING, Any
+
+from soma._node_run import (
+    _ITERATION,
+    _MISSING,
+    _gather,
+    _perf,
+    _record,
+    _Run,
+    _Stopped,
+    _unfitted_message,
+)
+from soma.cache import keys as cache_keys
+from soma.cluster._errors import ClusterError, RemoteNodeError
+from soma.cluster._remote import RemoteTaskError, node_task
+from soma.errors import ExecutionError, GraphError
+from soma.fingerprint import filter_fingerprint
+from soma.plan import KEYED, VARIADIC, NodeSpec
+from soma.training import FitCall
+
+if TYPE_CHECKING:
+    from soma.plan import Remote
+
+__all__ = ["run_remote_node"]
+
+_POLL_S = 0.25  # how often a waiting node looks whether its run was stopped
+
+
+def run_remote_node(spec: NodeSpec, run: _Run, step: Remote) -> None:
+    if run.stopped:
+        raise _Stopped
+    name = spec.name
+    use_cache = step.cached
+    path = _ITERATION.get() if spec.in_loop else ()
+    iteration = path[-1] if path else None
+    if run.callbacks:
+        run.emit("node_started", name, iteration=iteration)
+    started = _perf()
+    lookups = hits = 0
+    tier = None
+    out_key = None
+    worker: str | None = None
+    try:
+        args = _gather(spec, run.values)
+        keyed = run.keyed
+        if keyed:
+            fingerprint = spec.fingerprint or _fingerprint(spec)
+            input_keys = cache_keys.node_input_keys(
+                spec.sources, run.keys, by_name=spec.mode == KEYED
+            )
+        call: FitCall | None = None
+        state: Any = None
+        state_key = None
+        if spec.stateless:
+            pass
+        elif run.fitting:
+            state_key = cache_keys.state_key(fingerprint, input_keys, run.y_key) if keyed else None
+            found = False
+            if use_cache:
+                lookups += 1
+                found, state, tier = run.cache.lookup(state_key)  # type: ignore[union-attr]
+                hits += found
+            if not found:
+                call = FitCall(
+                    name, spec.filter, args, run.y, spec.fit_takes_y, spec.mode == VARIADIC
+                )
+        else:
+            state = run.states.get((name, path), _MISSING)
+            if state is _MISSING:
+                raise GraphError(_unfitted_message(run, name, path))
+            state_key = run.state_keys.get((name, path))
+            if keyed and state_key is None:
+                state_key = cache_keys.value_key(state)
+        if keyed:
+            out_key = cache_keys.output_key(fingerprint, state_key, input_keys)
+        want = name not in run.skip_output
+        output: Any = None
+        have_output = False
+        if want and use_cache:
+            lookups += 1
+            have_output, output, tier = run.cache.lookup(out_key)  # type: ignore[union-attr,arg-type]
+            hits += have_output
+        forward = want and not have_output
+        if call is not None or forward:
+            fitted, computed, worker = _dispatch(run, spec, step, call, args, state, forward)
+            if call is not None:
+                state = fitted
+                if use_cache:
+                    run.cache.put(state_key, state)  # type: ignore[union-attr,arg-type]
+            if forward:
+                output = computed
+                if use_cache:
+                    run.cache.put(out_key, output)  # type: ignore[union-attr,arg-type]
+        if run.fitting and not spec.stateless:
+            run.new_states[(name, path)] = state
+            run.new_state_keys[(name, path)] = state_key
+        if want:
+            run.values[name] = output
+            if keyed:
+                run.keys[name] = out_key
+    except _Stopped:
+        raise
+    except Exception as exc:
+        _fail(run, name, exc, _perf() - started, out_key, iteration)
+    duration = _perf() - started
+    cached = use_cache and hits == lookups
+    _record(run, name, "cached" if cached else "ok", cached, duration, out_key)
+    if run.callbacks:
+        if cached:
+            run.emit("node_cache_hit", name, duration_s=duration, cache_key=out_key, tier=tier,
+                     iteration=iteration)  # fmt: skip
+        run.emit("node_finished", name, duration_s=duration, cache_key=out_key,
+                 iteration=iteration, worker=worker)  # fmt: skip
+
+
+def _dispatch(
+    run: _Run,
+    spec: NodeSpec,
+    step: Remote,
+    call: FitCall | None,
+    args: tuple,
+    state: Any,
+    forward: bool,
+) -> tuple[Any, Any, str]:
+    """One job on the cluster; -> (fitted state or None, output, worker name)."""
+    import ray
+
+    lab = run.remote
+    _ship_by_value(type(spec.filter))
+    task_args = (run.strategy, call, spec.filter, args, state, spec.mode == VARIADIC, forward)
+    job = lab.submit_placed(node_task, task_args, {}, step.placement, f"node {spec.name!r}")
+    try:
+        while not ray.wait([job.ref], timeout=_POLL_S)[0]:
+            if run.stopped:  # another branch failed: do not leave this one running
+                job.cancel()
+                raise _Stopped
+        ok, value, worker = job._get(None)
+    except BaseException:
+        job.cancel()  # Ctrl-C or a lost driver thread: free the worker too
+        raise
+    finally:
+        lab._forget(job)
+    if not ok:
+        raise _NodeFailed(value)
+    fitted, output = value
+    return fitted, output, worker
+
+
+class _NodeFailed(Exception):
+    def __init__(self, error: RemoteTaskError) -> None:
+        self.error = error
+
+
+def _fail(
+    run: _Run, name: str, exc: Exception, duration: float, key: Any, iteration: int | None
+) -> None:
+    _record(run, name, "failed", False, duration, key)
+    cause: BaseException = exc
+    if isinstance(exc, _NodeFailed):  # the node's own error, raised on a worker
+        cause = exc.error.cause
+        error: ExecutionError = RemoteNodeError(name, run.phase, cause, exc.error.worker)
+    elif isinstance(exc, ClusterError):  # cancelled, worker lost, environment failed
+        error = ExecutionError(name, run.phase, exc)
+    else:
+        error = ExecutionError(name, run.phase, exc)
+    with run.lock:
+        if run.error is None:
+            run.error = error
+    if run.callbacks:
+        run.emit("node_failed", name, duration_s=duration, error=str(error), iteration=iteration)
+    raise error from cause
+
+
+def _fingerprint(spec: NodeSpec) -> str:
+    spec.fingerprint = filter_fingerprint(spec.filter)
+    return spec.fingerprint
+
+
+@functools.cache
+def _ship_by_value(cls: type) -> None:
+    """Filter classes from modules a worker cannot import (pipeline or filter files loaded
+    by path, notebooks) travel by value (cloudpickle), once per class; ``__main__`` and
+    REPL classes already do."""
+    module_name = getattr(cls, "__module__", None) or "__main__"
+    top = module_name.partition(".")[0]
+    if module_name == "__main__" or top in sys.builtin_module_names:
+        return
+    if importlib.machinery.PathFinder.find_spec(top, sys.path) is not None:
+        return  # importable from sys.path: the worker imports it (it runs the same code)
+    import cloudpickle
+
+    # The whole synthetic package (a project's filters/ folder): its files import each other.
+    for name, module in list(sys.modules.items()):
+        if module is not None and (name == top or name.startswith(top + ".")):
+            cloudpickle.register_pickle_by_value(module)

@@ -1,0 +1,103 @@
+"""Placement on graph nodes and the compiled Remote step, without a cluster."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from soma import Cache, Filter, Graph
+from soma.cluster._errors import RemoteNodeError
+from soma.errors import ExecutionError, GraphError, ValidationError
+from soma.plan import Remote
+
+
+class Center(Filter):
+    def fit(self, x, y=None):
+        return sum(x) / len(x)
+
+    def forward(self, x, state):
+        return [v - state for v in x]
+
+
+class Scale(Filter):
+    factor = 2.0
+
+    def forward(self, x, state):
+        return [v * self.factor for v in x]
+
+
+def _graph(cache: Cache | None = None) -> Graph:
+    g = Graph(cache=cache)
+    a = g.node(Center(), resources={"GPU": 1, "memory": "2G"}, tags=["gpu"])
+    b = g.node(Scale())
+    g.connect(a, b)
+    return g
+
+
+def test_placed_node_compiles_to_a_remote_step_shown_in_the_plan() -> None:
+    plan = _graph().compile()
+    assert isinstance(plan.root.steps[0], Remote)
+    assert str(plan).splitlines() == [
+        "Sequence:",
+        "  Remote(center @ GPU=1, memory=2048MiB, tag:gpu)",
+        "  Execute(scale)",
+    ]
+    cached = _graph(Cache()).compile()
+    assert "Remote(center @ GPU=1, memory=2048MiB, tag:gpu, cached)" in str(cached)
+
+
+def test_text_mermaid_and_dot_views_show_the_placement() -> None:
+    g = _graph()
+    assert "├── center (Center) @ GPU=1, memory=2048MiB, tag:gpu" in g.to_text()
+    mermaid = g.to_mermaid()
+    assert 'n0["center<br/>Center<br/>remote @ GPU=1, memory=2048MiB, tag:gpu"]' in mermaid
+    assert "class n0 remote" in mermaid and "n1" not in mermaid.split("class ")[-1]
+    assert "Center @ GPU=1, memory=2048MiB, tag:gpu" in g.to_dot()
+
+
+def test_without_a_lab_a_remote_step_runs_here() -> None:
+    g = _graph(Cache())
+    assert g.fit_forward([1.0, 2.0, 3.0]) == [-2.0, 0.0, 2.0]
+    assert g.fit_forward([1.0, 2.0, 3.0]) == [-2.0, 0.0, 2.0]
+    assert g.last_run.nodes["center"].status == "cached"
+
+
+def test_placement_survives_copies_and_stays_out_of_the_fingerprint() -> None:
+    g = _graph()
+    copy = g.with_params({"scale.factor": 3.0})
+    assert isinstance(copy.compile().root.steps[0], Remote)
+    plain = Graph()
+    plain.connect(plain.node(Center()), plain.node(Scale()))
+    assert plain.fingerprint() == g.fingerprint()  # where a node runs changes no result
+
+
+def test_place_names_the_node_and_the_field() -> None:
+    g = Graph()
+    g.node(Center())
+    with pytest.raises(GraphError, match="unknown node 'nope'"):
+        g.place("nope", tags=["gpu"])
+    with pytest.raises(ValidationError, match=r"resources\['GPU'\]"):
+        g.place("center", resources={"GPU": "one"})
+    with pytest.raises(ValidationError, match="tags"):
+        g.place("center", tags=["no spaces"])
+    g.place("center", tags="big-ram")
+    assert g.placements["center"].tags == ("big-ram",)
+
+
+def test_remote_node_error_names_node_and_worker_and_pickles() -> None:
+    error = RemoteNodeError("model", "fit", ValueError("bad input"), "tagged")
+    assert str(error) == "node 'model' failed during fit on worker 'tagged': ValueError: bad input"
+    assert isinstance(error, ExecutionError)
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.node, again.worker, str(again)) == ("model", "tagged", str(error))
+
+
+def test_soma_execution_stays_ray_free() -> None:
+    code = (
+        "import soma, soma.execution, sys; from soma.execution import RayBackend; "
+        "assert 'ray' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
