@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -187,7 +188,12 @@ class Cache(CacheStore):
             payload, fmt = cloudpickle.dumps(value, protocol=5), "pkl"
         self._check_key(key)
         assert self._entries is not None
-        meta = {"format": fmt, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+        meta = {
+            "key": key,  # identity: an entry copied over another's is not taken for it
+            "format": fmt,
+            "size": len(payload),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+        }
         # Payload first, then meta: a reader trusts an entry only once its meta exists.
         self._entries.put(f"{key}.{fmt}", payload)
         self._entries.put(f"{key}.meta", json.dumps(meta).encode())
@@ -208,6 +214,9 @@ class Cache(CacheStore):
             return _MISSING
         except (OSError, ValueError, KeyError, TypeError):
             self._discard(key, "unreadable metadata")
+            return _MISSING
+        if meta.get("key") != key:
+            self._discard(key, "the entry belongs to another key")
             return _MISSING
         if len(payload) != meta.get("size") or hashlib.sha256(payload).hexdigest() != meta.get(
             "sha256"
@@ -232,7 +241,9 @@ class Cache(CacheStore):
             self._corrupt += 1
         assert self._entries is not None
         for suffix in (".meta", ".npy", ".pkl"):
-            self._entries.remove(f"{key}{suffix}")
+            # Whatever sits there (a folder, a file we may not delete) stays a miss, never an error.
+            with contextlib.suppress(OSError):
+                self._entries.remove(f"{key}{suffix}")
 
 
 def _check_memory_items(value: Any) -> None:

@@ -44,7 +44,7 @@ class FolderEntries(EntryStore):
         atomic_write(target, data)
 
     def exists(self, name: str) -> bool:
-        return self._file(name).exists()
+        return self._file(name).is_file()
 
     def remove(self, name: str) -> None:
         self._file(name).unlink(missing_ok=True)

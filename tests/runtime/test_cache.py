@@ -676,3 +676,36 @@ def test_memory_items_zero_is_a_disk_only_cache(tmp_path):
     cache.put("ef" * 32, [1, 2])
     assert cache.lookup("ef" * 32) == (True, [1, 2], "disk")
     assert cache.stats().memory_entries == 0
+
+
+def test_regression_an_entry_copied_over_another_key_is_not_returned(tmp_path):
+    # Both files of entry B replaced by entry A's: checksums match, yet it is A's value.
+    cache = Cache(tmp_path)
+    a, b = "a" * 64, "b" * 64
+    cache.put(a, {"who": "a"})
+    cache.put(b, {"who": "b"})
+    for suffix in ("meta", "pkl"):
+        (tmp_path / "bb" / f"{b}.{suffix}").write_bytes(
+            (tmp_path / "aa" / f"{a}.{suffix}").read_bytes()
+        )
+    fresh = Cache(tmp_path)
+    assert fresh.get(b) == (False, None)
+    assert fresh.stats().corrupt_entries == 1
+    assert fresh.get(a) == (True, {"who": "a"})
+
+
+def test_regression_a_folder_in_place_of_an_entry_is_a_miss_and_the_node_recomputes(tmp_path):
+    g = Graph.somatize(Center() >> Keep(), cache=Cache(tmp_path))
+    expected = g.fit_forward([1.0, 5.0])
+    state_key = next(k for (n, _), k in g._state_keys.items() if n == "center")
+    for suffix in ("meta", "pkl"):
+        entry = tmp_path / state_key[:2] / f"{state_key}.{suffix}"
+        entry.unlink()
+        entry.mkdir()
+    CALLS.clear()
+    fresh_cache = Cache(tmp_path)
+    assert state_key not in fresh_cache
+    assert fresh_cache.get(state_key) == (False, None)
+    g2 = Graph.somatize(Center() >> Keep(), cache=fresh_cache)
+    assert g2.fit_forward([1.0, 5.0]) == expected
+    assert CALLS["Center.fit"] == 1
