@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from soma_agent._history import experiment_value
 from soma_agent._hypothesis import Hypothesis
+from soma_agent._losses import LossStore
+from soma_agent._paired import paired_test, sample_losses
 from soma_agent._verdict import judge, metric_resolution
 
 if TYPE_CHECKING:
@@ -34,6 +36,16 @@ def idempotency_key(run_id: str, iteration: int) -> str:
 class ExperimentRunner:
     def __init__(self, loop: AgentLoop) -> None:
         self.loop = loop
+        self.losses = LossStore(loop.tools.project.state_dir)
+
+    def _keep_losses(self, experiment_id: str, evaluation: Any) -> None:
+        # Paired verdicts need them; a prediction that is not one value per sample (or a
+        # full disk) only costs the paired test, never the experiment.
+        try:
+            losses = sample_losses(evaluation.prediction, evaluation.target, self.loop.metric)
+            self.losses.put(experiment_id, losses)
+        except Exception as exc:
+            self.loop.journal("error", {"message": f"per-sample losses not kept: {exc}"})
 
     def run(self, state: LoopState) -> dict[str, Any]:
         loop = self.loop
@@ -113,6 +125,7 @@ class ExperimentRunner:
                 idempotency_key=key,
                 origin="agent",
             ),
+            on_evaluation=self._keep_losses,
         )
         self._link(out.experiment_id)
         return {
@@ -204,21 +217,24 @@ class ExperimentRunner:
             ref_id, ref_value = state.get("best_experiment_id"), state.get("best_value")
             if ref_id == exp_id:
                 ref_id, ref_value = None, None
-        line_values, repeats = [], []
+        repeats = []
         this = kb.get(exp_id) if exp_id else None
-        for e in kb.experiments(line=hyp.line or loop.line, status="ok"):
-            if e.id == exp_id or e.id in set(result.get("trial_ids") or []):
-                continue
-            value = experiment_value(e, loop.metric)
-            if value is None:
-                continue
-            line_values.append(value)
-            if (
-                this is not None
-                and e.pipeline_summary == this.pipeline_summary
-                and e.params == this.params
-            ):
-                repeats.append(value)
+        if this is not None:
+            trials = set(result.get("trial_ids") or [])
+            for e in kb.experiments(line=hyp.line or loop.line, status="ok"):
+                if e.id == exp_id or e.id in trials:
+                    continue
+                value = experiment_value(e, loop.metric)
+                if (
+                    value is not None
+                    and e.pipeline_summary == this.pipeline_summary
+                    and e.params == this.params
+                ):
+                    repeats.append(value)
+        paired = None
+        mine, theirs = self.losses.get(exp_id), self.losses.get(ref_id)
+        if mine is not None and theirs is not None and mine.shape == theirs.shape:
+            paired = paired_test(mine, theirs)
         v = judge(
             result.get("value"),
             ref_value,
@@ -227,8 +243,8 @@ class ExperimentRunner:
             status=result.get("status", "failed"),
             error=result.get("error"),
             reference_id=ref_id,
+            paired=paired,
             repeat_values=repeats,
-            line_values=line_values,
             resolution=metric_resolution(loop.metric, self._n_valid()),
         )
         if exp_id:
@@ -254,6 +270,7 @@ class ExperimentRunner:
             "reference_id": ref_id,
             "delta": v.delta,
             "threshold": v.threshold,
+            "test": v.test,
         }
 
     def _update(

@@ -1,82 +1,81 @@
-"""The built-in planner: an offline tree search over pipelines and params, guided by the KB.
+"""The built-in planner: successive halving over model families, TPE inside each family.
 
-Each call looks at the research line's history in the knowledge base and picks, in order:
+Each call reads the research line's history from the knowledge base (so a second run starts
+from everything the first one learnt) and picks, in order:
 
 1. **debug** — the run's last experiment failed: drop the failing step (or reset the
    failing model's params to their defaults) and try again;
-2. **draft** — while the draft quota lasts (half the experiment budget, at most one per
-   model), a new pipeline family ``[scaler] >> model`` with default params, one model at a
-   time, skipping families the line already has;
-3. **ablate / restructure** — every fifth step after the drafts, change the best
-   pipeline's structure: remove a step (does it matter?), add a reducer, or swap the scaler;
-4. **improve** — tune the most promising family: the best one, unless it stalled for
-   ``plateau`` attempts, then **pivot** to the next. Params come from a local perturbation
-   of the family's best while it has fewer than four results, then from Optuna's TPE
-   (ask/tell) over every result of that family in the knowledge base.
+2. **allocate** — which model family gets the next experiment, by successive halving
+   over the families: every family gets ``probe`` results (its declared defaults, then a
+   seeded random point of its space, so a family is never judged on its declared defaults
+   alone); then the best half of them (ranked by their best result) get twice as many, the
+   best half of those twice as many again, and so on down to one; past that the leader
+   keeps the budget until it stops improving beyond noise for ``plateau`` of its results,
+   then the runner-up gets it. The order the families are opened in is shuffled by the
+   seed, so seeds diversify the opening;
+3. **structure** — every ``structure_every`` steps after the opening, a structural
+   change of the best pipeline (an ablation first: can a step go?), never a move that
+   cannot change the result (a scaler in front of a forest);
+4. inside the chosen family, the next point comes from Optuna's TPE (ask/tell), told every
+   result of that family already in the knowledge base — the pipeline's structure
+   (``[scaler] >> [reducer]``) is part of the family's space. A point already measured (the
+   knowledge base knows it) is never proposed again.
 
-Everything random draws from ``random.Random(seed, iteration)``, so a run is deterministic
-for a seed.
+Everything random draws from the seed (and the iteration), so a run is deterministic for a
+seed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import random
 
-from soma_agent._history import Trial
 from soma_agent._hypothesis import Observation, ProposedHypothesis
-from soma_agent._pipelines import (
-    Candidate,
-    apply_flat,
-    default_step,
-    distributions,
-    flat_params,
-)
+from soma_agent._pipelines import Candidate, default_step
 from soma_agent._planner import PlannerContext, PlannerError
 from soma_agent._search_state import (
     SearchState,
     describe_change,
     failing_step,
     fmt,
-    perturb_value,
     structure_moves,
 )
 from soma_agent._tpe import FamilySpace, tpe_propose
 
 __all__ = ["BuiltinPlanner", "PlannerError"]
 
+#: Distinct draws asked of TPE before a family's space counts as exhausted.
+_DRAWS = 12
+
 
 class BuiltinPlanner:
-    """Offline planner; ``plateau`` = attempts without gain before a family is left."""
+    """Offline planner (see the module docstring).
+
+    ``probe``: results every family gets before any is dropped; ``plateau``: results of the
+    leading family without a gain beyond noise before the runner-up gets the budget;
+    ``structure_every``: steps between structural moves after the opening.
+    """
 
     name = "builtin"
     source = "builtin"
 
-    def __init__(
-        self,
-        *,
-        plateau: int = 5,
-        structure_every: int = 5,
-        local_until: int = 4,
-        contenders: int = 2,
-    ) -> None:
+    def __init__(self, *, probe: int = 2, plateau: int = 6, structure_every: int = 8) -> None:
         for name, value in (
+            ("probe", probe),
             ("plateau", plateau),
             ("structure_every", structure_every),
-            ("local_until", local_until),
-            ("contenders", contenders),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        self.probe = probe
         self.plateau = plateau
-        self.contenders = contenders
         self.structure_every = structure_every
-        self.local_until = local_until
 
     # -- entry point --------------------------------------------------------------------
 
     def propose(self, observation: Observation, ctx: PlannerContext) -> ProposedHypothesis:
         state = SearchState.build(observation, ctx)
-        for strategy in (self._debug, self._draft, self._structural, self._improve):
+        for strategy in (self._debug, self._structural, self._allocate):
             proposal = strategy(state)
             if proposal is not None:
                 return proposal
@@ -120,33 +119,146 @@ class BuiltinPlanner:
             parent_id=s.best_id,
         )
 
-    def _draft(self, s: SearchState) -> ProposedHypothesis | None:
-        quota = min(len(s.models), max(2, s.ctx.max_experiments // 2))
-        drafted = sum(1 for h in s.ctx.run_history if h.get("action") == "draft")
-        if drafted >= quota:
+    def opening_order(self, s: SearchState) -> list[str]:
+        """The model families in the order this seed opens them."""
+        order = sorted(s.models)
+        random.Random(s.ctx.seed).shuffle(order)
+        return order
+
+    def schedule(self, s: SearchState) -> tuple[str, str] | None:
+        """The family that gets the next experiment, and why (None: no family left)."""
+        order = self.opening_order(s)
+        counts = {f: len(s.family_trials(f)) for f in order}
+        ranked = s.ranked_families()
+        # Families without any success rank last, in opening order.
+        ranking = [f for f in ranked if f in counts] + [f for f in order if f not in ranked]
+        k = len(ranking)
+        rung, survivors, target = 0, k, self.probe
+        while True:
+            top = ranking[:survivors]
+            lacking = [f for f in top if counts[f] < target]
+            if lacking:
+                focus = min(lacking, key=lambda f: (counts[f], ranking.index(f)))
+                if rung == 0:
+                    why = (
+                        f"opening: every family gets {target} result(s) before any is dropped "
+                        f"({focus} has {counts[focus]})"
+                    )
+                else:
+                    why = (
+                        f"successive halving, rung {rung}: the best {survivors} of {k} "
+                        f"families get {target} results each ({focus} is ranked "
+                        f"{ranking.index(focus) + 1}, has {counts[focus]})"
+                    )
+                return focus, why
+            if survivors == 1:
+                break
+            rung, survivors, target = rung + 1, math.ceil(survivors / 2), target * 2
+        # Past the last rung: the leader while it improves beyond noise, then the others.
+        for f in ranking[: max(2, min(3, k))]:
+            stall = s.stall(f)
+            if stall < self.plateau:
+                if f == ranking[0]:
+                    return f, f"the leading family ({stall} result(s) since its last real gain)"
+                lead = ranking[0]
+                return f, (
+                    f"{lead} pipelines plateaued (no gain beyond noise for {s.stall(lead)} "
+                    f"results); pivoting to the next most promising family, {f}"
+                )
+        contenders = ranking[: max(2, min(3, k))]
+        if not contenders:
             return None
-        known = {t.candidate.structure for t in s.trials if t.candidate is not None}
-        for model in s.models:
-            steps = [default_step(s.scaler, s.classes[s.scaler])] if s.scaler else []
-            candidate = Candidate((*steps, default_step(model, s.classes[model])))
-            if candidate.structure in known or s.tried(candidate):
-                continue
-            scaled = f"on {s.scaler}-scaled features " if s.scaler else ""
+        focus = min(contenders, key=lambda f: (counts[f], ranking.index(f)))
+        return focus, f"every leading family plateaued; the least explored, {focus}, goes on"
+
+    def _allocate(self, s: SearchState) -> ProposedHypothesis | None:
+        picked = self.schedule(s)
+        tried: set[str] = set()
+        while picked is not None:
+            focus, why = picked
+            proposal = self._propose_in(focus, why, s)
+            if proposal is not None:
+                return proposal
+            tried.add(focus)
+            left = [f for f in self.opening_order(s) if f not in tried]
+            picked = (left[0], f"{focus}'s space is exhausted; on to {left[0]}") if left else None
+        return None
+
+    def _propose_in(self, focus: str, why: str, s: SearchState) -> ProposedHypothesis | None:
+        members = s.family_trials(focus)
+        best = s.family_best(focus)
+        if not members:
+            return self._draft(focus, why, s)
+        space = FamilySpace(focus, s.scalers, s.reducers, s.classes, invariant=focus in s.invariant)
+        history = [(t.candidate, t.value if t.ok else None) for t in members if t.candidate]
+        n_ok = sum(1 for t in members if t.ok)
+        # Below ``probe`` results a family is probed at random (seeded): TPE with one point
+        # would only wander around the declared defaults, the very thing not to rely on.
+        sampler = "random" if len(members) < self.probe or n_ok == 0 else "tpe"
+        seed = s.rng.randrange(2**31)
+        proposal = None
+        for attempt in range(_DRAWS):
+            cand = tpe_propose(
+                space, history, s.ctx.direction, seed, draws=attempt + 1, sampler=sampler
+            )
+            if not s.tried(cand):
+                proposal = cand
+                break
+        if proposal is None:
+            return None
+        how = (
+            f"a seeded random point of the {focus} family's space"
+            if sampler == "random"
+            else f"TPE over the {n_ok} results of {focus} pipelines in the knowledge base"
+        )
+        if best is None or best.candidate is None:
             return ProposedHypothesis(
-                statement=f"{model} {scaled}with its default settings is a competitive "
+                statement=f"{proposal.structure_text} with these settings is a working "
                 f"pipeline for {s.ctx.metric}.",
-                rationale=f"Drafting diverse pipeline families before tuning ({drafted + 1} of "
-                f"{quota}); the line has no result for {candidate.structure_text} yet.",
-                spec=candidate.spec(),
+                rationale=f"{why[0].upper()}{why[1:]}; the family has no success yet. "
+                f"Suggested by {how}.",
+                spec=proposal.spec(),
                 action="draft",
                 expected_effect="no_change" if s.best_id else "improve",
                 parent_id=s.best_id,
             )
-        return None
+        changes = describe_change(best.candidate, proposal)
+        return ProposedHypothesis(
+            statement=f"Changing {changes} improves on the best {focus} pipeline "
+            f"({s.ctx.metric} {fmt(best.value)}, {best.experiment_id}).",
+            rationale=f"{why[0].upper()}{why[1:]}. Suggested by {how}.",
+            spec=proposal.spec(),
+            action="improve",
+            expected_effect="improve",
+            parent_id=best.experiment_id,
+        )
+
+    def _draft(self, model: str, why: str, s: SearchState) -> ProposedHypothesis | None:
+        invariant = model in s.invariant
+        steps = [default_step(s.scaler, s.classes[s.scaler])] if s.scaler and not invariant else []
+        candidate = Candidate((*steps, default_step(model, s.classes[model])))
+        if s.tried(candidate):
+            return None
+        scaled = f"on {s.scaler}-scaled features " if steps else ""
+        return ProposedHypothesis(
+            statement=f"{model} {scaled}with its declared default settings is competitive "
+            f"with the best pipeline so far for {s.ctx.metric}.",
+            rationale=f"{why[0].upper()}{why[1:]}; the line has no result for "
+            f"{candidate.structure_text} yet"
+            + (" (no scaler: the model is scale-invariant)." if invariant else "."),
+            spec=candidate.spec(),
+            action="draft",
+            expected_effect="no_change" if s.best_id else "improve",
+            parent_id=s.best_id,
+        )
+
+    def _opened(self, s: SearchState) -> bool:
+        return all(len(s.family_trials(f)) >= self.probe for f in s.models)
 
     def _structural(self, s: SearchState) -> ProposedHypothesis | None:
-        drafted = sum(1 for h in s.ctx.run_history if h.get("action") == "draft")
-        after = len(s.ctx.run_history) - drafted
+        if not self._opened(s):
+            return None
+        after = sum(1 for h in s.ctx.run_history if h.get("action") != "draft")
         if after <= 0 or after % self.structure_every != self.structure_every - 1:
             return None
         best = s.best_trial
@@ -166,93 +278,3 @@ class BuiltinPlanner:
             expected_effect=expected,
             parent_id=best.experiment_id,
         )
-
-    def _improve(self, s: SearchState) -> ProposedHypothesis | None:
-        ranked = s.ranked_families()
-        if not ranked:
-            return None
-        # Only the best families (``contenders``) compete for the budget: a pivot goes to the
-        # runner-up, and when all stalled the least explored of them goes on (TPE there also
-        # varies scaler and reducer) instead of spending on families that are clearly worse.
-        contenders = ranked[: self.contenders]
-        fresh = [f for f in contenders if s.stall(f) < self.plateau]
-        if fresh:
-            focus = fresh[0]
-        else:  # every contender stalled: give the least explored one more budget
-            focus = min(contenders, key=lambda f: (len(s.family_trials(f)), contenders.index(f)))
-        pivot_from = None
-        if focus != ranked[0]:
-            pivot_from = ranked[0]
-        best = s.family_best(focus)
-        assert best is not None and best.candidate is not None
-        members = s.family_trials(focus)
-        n_ok = sum(1 for t in members if t.ok)
-        proposal, how = None, ""
-        for attempt in range(8):
-            if n_ok < self.local_until:
-                proposal = self._perturb(best.candidate, s, attempt)
-                how = "a local step around the family's best"
-            else:
-                proposal = self._tpe(focus, members, s, attempt)
-                how = f"TPE over the {n_ok} results of {focus} pipelines in the knowledge base"
-            if proposal is not None and not s.tried(proposal):
-                break
-            proposal = None
-        if proposal is None:
-            return None
-        changes = describe_change(best.candidate, proposal)
-        statement = (
-            f"Changing {changes} improves on the best {focus} pipeline "
-            f"({s.ctx.metric} {fmt(best.value)}, {best.experiment_id})."
-        )
-        rationale = f"Suggested by {how}."
-        if pivot_from is not None:
-            top = s.family_best(pivot_from)
-            rationale = (
-                f"{pivot_from} pipelines plateaued at {fmt(top.value if top else None)} for "
-                f"{s.stall(pivot_from)} attempts; pivoting to the next most promising family, "
-                f"{focus}. " + rationale
-            )
-        return ProposedHypothesis(
-            statement=statement,
-            rationale=rationale,
-            spec=proposal.spec(),
-            action="improve",
-            expected_effect="improve",
-            parent_id=best.experiment_id,
-        )
-
-    # -- param proposals ------------------------------------------------------------------
-
-    def _perturb(self, base: Candidate, s: SearchState, attempt: int) -> Candidate:
-        """Change one or two things of the family's best: a param, or the scaler."""
-        rng = s.rng
-        dists = distributions(base, s.classes)
-        current = flat_params(base)
-        keys = sorted(dists)
-        swap_scaler = "<scaler>" if len(s.scalers) > 1 else None
-        pool = keys + ([swap_scaler] if swap_scaler else [])
-        if not pool:
-            return base
-        n_change = min(len(pool), 1 + rng.randrange(2) + attempt // 3)
-        chosen = rng.sample(pool, n_change)
-        new: dict[str, Any] = {}
-        for key in chosen:
-            if key != swap_scaler:
-                new[key] = perturb_value(dists[key], current.get(key), rng, scale=1.0 + attempt / 4)
-        out = apply_flat(base, new)
-        if swap_scaler in chosen:
-            index = next(
-                (i for i, st in enumerate(out.steps) if s.roles.get(st.name) == "scaler"), None
-            )
-            others = [n for n in s.scalers if index is None or n != out.steps[index].name]
-            step = default_step(rng.choice(others), s.classes[others[0]])
-            step = default_step(step.name, s.classes[step.name])
-            out = out.inserted(0, step) if index is None else out.replaced(index, step)
-        return out
-
-    def _tpe(self, model: str, members: list[Trial], s: SearchState, attempt: int) -> Candidate:
-        space = FamilySpace(model, s.scalers, s.reducers, s.classes)
-        history = [(t.candidate, t.value if t.ok else None) for t in members if t.candidate]
-        seed = s.rng.randrange(2**31)
-        return tpe_propose(space, history, s.ctx.direction, seed, draws=attempt + 1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["ROLES", "infer_role", "role_from_text"]
+__all__ = ["ROLES", "infer_role", "role_from_text", "scale_invariant"]
 
 ROLES = ("scaler", "reducer", "model", "transform")
 
@@ -57,3 +57,27 @@ def infer_role(info: Any) -> str:
     if isinstance(declared, str) and declared in ROLES:
         return declared
     return role_from_text(info.file, info.name, info.doc or "")
+
+
+#: Model names whose predictions do not change when each feature is rescaled monotonically
+#: (trees split on thresholds): a scaler in front of them is a no-op.
+_INVARIANT = re.compile(
+    r"forest|tree|boost|gbm|gbdt|xgb|lightgbm|catboost|extra ?trees", re.IGNORECASE
+)
+
+
+def scale_invariant(cls: type) -> bool:
+    """Whether a model is invariant to per-feature scaling.
+
+    ``_soma_scale_invariant = True`` (or False) on the class decides; otherwise the class
+    name and docstring are read (forests, trees and boosting are; everything else is not).
+
+    >>> class RandomForest: "A forest of decision trees."
+    >>> scale_invariant(RandomForest)
+    True
+    """
+    declared = getattr(cls, "_soma_scale_invariant", None)
+    if isinstance(declared, bool):
+        return declared
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", cls.__name__)
+    return bool(_INVARIANT.search(f"{words} {cls.__doc__ or ''}"))

@@ -13,9 +13,12 @@ from typing import Any
 
 from soma_agent._history import Trial, load_trials
 from soma_agent._hypothesis import Observation
+from soma_agent._losses import LossStore
+from soma_agent._paired import paired_test
 from soma_agent._pipelines import Candidate, default_step
 from soma_agent._planner import PlannerContext, PlannerError
-from soma_agent._roles import infer_role
+from soma_agent._roles import infer_role, scale_invariant
+from soma_agent._verdict import RELATIVE_FLOOR
 
 __all__ = [
     "SearchState",
@@ -46,6 +49,12 @@ def failing_step(candidate: Candidate, error: str) -> int | None:
 
 
 def perturb_value(dist: Any, value: Any, rng: random.Random, scale: float) -> Any:
+    """A random step from ``value`` within ``dist``.
+
+    An integer that rounds back to ``value`` stays there (the caller sees an unchanged
+    candidate and draws again): a forced +-1 nudge (``n_estimators`` 100 -> 101) is a
+    move that changes nothing measurable, not an experiment worth its cost.
+    """
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if isinstance(dist, CategoricalDistribution):
@@ -61,12 +70,7 @@ def perturb_value(dist: Any, value: Any, rng: random.Random, scale: float) -> An
         new = value + rng.gauss(0.0, 0.25 * scale * (high - low))
         new = min(max(new, low), high)
     if isinstance(dist, IntDistribution):
-        new = round(new)
-        if new == value:
-            new = (
-                min(high, value + 1) if rng.random() < 0.5 or value == low else max(low, value - 1)
-            )
-        return new
+        return round(new)
     assert isinstance(dist, FloatDistribution)
     return new
 
@@ -93,16 +97,28 @@ def _short(value: Any) -> str:
 
 
 def structure_moves(best: Candidate, s: SearchState) -> list[tuple[Candidate, str, str, str]]:
+    """Structural changes of the best pipeline worth an experiment, ablations first.
+
+    Moves that cannot change the result are not offered: a scaler straight in front of a
+    scale-invariant model (a forest) is neither ablated nor swapped.
+    """
     moves: list[tuple[Candidate, str, str, str]] = []
     model_index = len(best.steps) - 1
+    invariant = best.steps[-1].name in s.invariant
+    scaler_index = next(
+        (i for i, st in enumerate(best.steps) if s.roles.get(st.name) == "scaler"), None
+    )
+    noop_scaler = invariant and scaler_index == model_index - 1
     for i, step in enumerate(best.steps[:-1]):
+        if noop_scaler and i == scaler_index:
+            continue
         moves.append(
             (
                 best.without(i),
                 "ablate",
-                f"The {step.name} step matters: removing it from the best pipeline lowers "
-                "{m} below {v} ({exp}).",
-                "degrade",
+                f"The {step.name} step can be removed from the best pipeline without "
+                "lowering {m} below {v} ({exp}).",
+                "no_change",
             )
         )
     present = set(best.structure)
@@ -117,10 +133,8 @@ def structure_moves(best: Candidate, s: SearchState) -> list[tuple[Candidate, st
                     "improve",
                 )
             )
-    scaler_index = next(
-        (i for i, st in enumerate(best.steps) if s.roles.get(st.name) == "scaler"), None
-    )
-    for scaler in s.scalers:
+    scaler_matters = not invariant or any(s.roles.get(n) == "reducer" for n in best.structure)
+    for scaler in s.scalers if scaler_matters else ():
         if scaler in present:
             continue
         step = default_step(scaler, s.classes[scaler])
@@ -147,7 +161,7 @@ def structure_moves(best: Candidate, s: SearchState) -> list[tuple[Candidate, st
     ablations = [m for m in moves if m[1] == "ablate"]
     others = [m for m in moves if m[1] != "ablate"]
     rng.shuffle(others)
-    # Alternate: ablations first (cheap, informative), then additions and swaps.
+    # Ablations first (cheap, informative), then additions and swaps.
     return ablations + others
 
 
@@ -174,15 +188,17 @@ class SearchState:
             if _PREFERRED_SCALER in self.scalers
             else (self.scalers[0] if self.scalers else None)
         )
+        self.invariant = {n for n in self.models if scale_invariant(self.classes[n])}
         run_ids = {str(h["experiment_id"]) for h in ctx.run_history if h.get("experiment_id")}
         self.parse = tools.project.parse_spec
         self.trials = load_trials(tools.kb, ctx.line, ctx.metric, self.classes, self.parse, run_ids)
         self.rng = random.Random(ctx.seed * 1_000_003 + ctx.iteration)
-        self._tried = {t.candidate.params_key() for t in self.trials if t.candidate is not None}
+        self.losses = LossStore(tools.project.state_dir)
+        self._tried = {self.key(t.candidate) for t in self.trials if t.candidate is not None}
         for h in ctx.run_history:
             cand = self.candidate_of(h)
             if cand is not None:
-                self._tried.add(cand.params_key())
+                self._tried.add(self.key(cand))
         self.structures = {t.candidate.structure for t in self.trials if t.candidate is not None}
         sign = 1.0 if ctx.direction == "maximize" else -1.0
         ok = [t for t in self.trials if t.ok and t.candidate is not None]
@@ -207,8 +223,20 @@ class SearchState:
 
         return candidate_from_experiment(_Exp, self.classes, self.parse)
 
+    def key(self, candidate: Candidate) -> tuple[Any, ...]:
+        """Identity of a candidate's result: a scaler straight before a scale-invariant
+        model is left out (with or without it, the predictions are the same)."""
+        steps = candidate.steps
+        if (
+            len(steps) >= 2
+            and steps[-1].name in self.invariant
+            and self.roles.get(steps[-2].name) == "scaler"
+        ):
+            candidate = Candidate(steps[:-2] + steps[-1:])
+        return candidate.params_key()
+
     def tried(self, candidate: Candidate) -> bool:
-        return candidate.params_key() in self._tried
+        return self.key(candidate) in self._tried
 
     def family_trials(self, family: str) -> list[Trial]:
         return [
@@ -218,7 +246,7 @@ class SearchState:
         ]
 
     def ranked_families(self) -> list[str]:
-        """Model families, best first by their best result."""
+        """Model families with a result, best first by their best result."""
         best: dict[str, float] = {}
         for t in self.trials:
             if t.ok and t.candidate is not None:
@@ -231,11 +259,30 @@ class SearchState:
         ok = [t for t in self.family_trials(family) if t.ok]
         return max(ok, key=lambda t: self._sign * t.value) if ok else None  # type: ignore[operator]
 
+    def beyond_noise(self, new: Trial, old: Trial) -> bool:
+        """Whether ``new`` is better than ``old`` by more than the measurement's noise.
+
+        With both per-sample losses kept: the paired mean loss difference is below minus one
+        standard error (lenient on purpose: a plateau is declared only when gains are not
+        distinguishable from noise). Without them: the gain passes 0.1 % of the old value.
+        """
+        assert new.value is not None and old.value is not None
+        gain = self._sign * (new.value - old.value)
+        if gain <= 0:
+            return False
+        a, b = self.losses.get(new.experiment_id), self.losses.get(old.experiment_id)
+        if a is not None and b is not None and a.shape == b.shape:
+            test = paired_test(a, b)
+            return test.loss_delta < -max(test.standard_error, 1e-12)
+        return gain > max(RELATIVE_FLOOR * abs(old.value), 1e-12)
+
     def stall(self, family: str) -> int:
-        """Results of the family since its best one (how long it has not improved)."""
-        members = self.family_trials(family)
-        best = self.family_best(family)
-        if best is None:
-            return len(members)
-        index = next(i for i, t in enumerate(members) if t.experiment_id == best.experiment_id)
-        return len(members) - index - 1
+        """Results of the family since it last improved beyond noise (its plateau length)."""
+        anchor: Trial | None = None
+        since = 0
+        for t in self.family_trials(family):
+            if t.ok and (anchor is None or self.beyond_noise(t, anchor)):
+                anchor, since = t, 0
+            else:
+                since += 1
+        return since

@@ -2,7 +2,9 @@
 
 A *family* is every pipeline ``[scaler] >> [reducer] >> MODEL`` for one model. Its search
 space is conditional: ``scaler`` and ``reducer`` are categorical (with ``"none"``) and each
-chosen filter brings its declared params (``"<Filter>.<param>"``). The family's results in the
+chosen filter brings its declared params (``"<Filter>.<param>"``). For a scale-invariant
+model (a forest) a scaler straight before it changes nothing, so without a reducer the
+family has no scaler slot: TPE does not spend trials on a no-op. The family's results in the
 knowledge base are told to an Optuna study first (ask/tell), so TPE starts from everything
 the line already knows about this model, not from scratch.
 """
@@ -16,14 +18,23 @@ from soma_agent._pipelines import Candidate, Step, contains, round_value, space_
 
 __all__ = ["FamilySpace", "tpe_propose"]
 
+SAMPLERS = ("tpe", "random")
+
 NONE = "none"
 
 
 class FamilySpace:
     def __init__(
-        self, model: str, scalers: list[str], reducers: list[str], classes: dict[str, type]
+        self,
+        model: str,
+        scalers: list[str],
+        reducers: list[str],
+        classes: dict[str, type],
+        *,
+        invariant: bool = False,
     ) -> None:
         self.model = model
+        self.invariant = invariant
         self.scalers = [NONE, *scalers]
         self.reducers = [NONE, *reducers]
         self.classes = classes
@@ -44,12 +55,15 @@ class FamilySpace:
         slots = self._slots(candidate)
         if slots is None:
             return None
-        params: dict[str, Any] = {"scaler": slots[0], "reducer": slots[1]}
-        dists: dict[str, Any] = {
-            "scaler": CategoricalDistribution(self.scalers),
-            "reducer": CategoricalDistribution(self.reducers),
-        }
-        for step in candidate.steps:
+        params: dict[str, Any] = {"reducer": slots[1]}
+        dists: dict[str, Any] = {"reducer": CategoricalDistribution(self.reducers)}
+        steps = list(candidate.steps)
+        if self._scaler_slot(slots[1]):
+            params["scaler"] = slots[0]
+            dists["scaler"] = CategoricalDistribution(self.scalers)
+        elif slots[0] != NONE:
+            steps.pop(0)  # a no-op scaler: the same point of the space as without it
+        for step in steps:
             for pname, space in self.classes[step.name].search_space().items():  # type: ignore[attr-defined]
                 dist = space_distribution(space, step=False)
                 value = step.param_dict.get(pname, space.default)
@@ -59,11 +73,25 @@ class FamilySpace:
                 params[key], dists[key] = value, dist
         return params, dists
 
+    def _scaler_slot(self, reducer: str) -> bool:
+        return not self.invariant or reducer != NONE
+
+    def canonical(self, candidate: Candidate) -> Candidate:
+        """``candidate`` without a scaler that cannot change its result."""
+        slots = self._slots(candidate)
+        if slots is None or self._scaler_slot(slots[1]) or slots[0] == NONE:
+            return candidate
+        return Candidate(candidate.steps[1:])
+
     def suggest(self, trial: Any) -> Candidate:
         """Sample a candidate on an Optuna trial (define-by-run, so TPE sees the conditions)."""
         steps = []
-        scaler = trial.suggest_categorical("scaler", self.scalers)
         reducer = trial.suggest_categorical("reducer", self.reducers)
+        scaler = (
+            trial.suggest_categorical("scaler", self.scalers)
+            if self._scaler_slot(reducer)
+            else NONE
+        )
         for name in (scaler, reducer, self.model):
             if name == NONE:
                 continue
@@ -94,24 +122,32 @@ def tpe_propose(
     *,
     draws: int = 1,
     n_ei_candidates: int = 24,
+    sampler: str = "tpe",
 ) -> Candidate:
     """TPE's next candidate after telling it ``history`` (value None = failed); the
-    ``draws``-th suggestion when earlier ones were already tried."""
+    ``draws``-th suggestion when earlier ones were already tried. ``sampler="random"``
+    draws uniformly from the family's space instead (a seeded probe)."""
     import warnings
 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # multivariate and group are "experimental" in Optuna
-        sampler = optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=1,
-            multivariate=True,
-            group=True,
-            n_ei_candidates=n_ei_candidates,
-        )
-    study = optuna.create_study(direction=direction, sampler=sampler)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    chosen: Any
+    if sampler == "random":
+        chosen = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # multivariate and group are "experimental"
+            chosen = optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=1,
+                multivariate=True,
+                group=True,
+                n_ei_candidates=n_ei_candidates,
+            )
+    study = optuna.create_study(direction=direction, sampler=chosen)
     state = optuna.trial.TrialState
     for candidate, value in history:
         encoded = space.encode(candidate)

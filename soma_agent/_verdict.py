@@ -1,28 +1,29 @@
-"""Was the hypothesis supported? A noise-aware comparison against the parent experiment.
+"""Was the hypothesis supported? A comparison against the reference on the measurement's noise.
 
 The rule (also in the README):
 
-* ``delta`` is the improvement over the reference (the parent experiment, or the line's
-  best before this experiment when there is no parent), signed so that positive is better
-  whatever the metric's direction;
-* the noise threshold is the largest of: twice the standard deviation of exact repeats of
-  this pipeline (same summary and params, e.g. different seeds) when there are at least two;
-  the line's per-experiment noise, ``soma.knowledge.noise_scale`` of its successful results in
-  order (a robust estimate from first differences, so neither a steady trend nor a few
-  outliers inflate it) when there are at least three; the metric's resolution when it is
-  known (for accuracy on ``n`` validation samples, 1.5 / n: a difference of one sample is
-  never an effect); and 0.1 % of the reference value;
-* a hypothesis that expects an improvement is *supported* when ``delta > threshold``,
-  *refuted* when ``delta < -threshold``, else *inconclusive*; one that expects no change
-  (an ablation) is supported unless the result is worse by more than the threshold; one
-  that expects a degradation mirrors the first case; a failed experiment refutes, and no
-  reference at all leaves it inconclusive.
+* ``delta`` is the change of the metric against the reference (the parent experiment, or
+  the line's best before this experiment when there is no parent), signed so that positive
+  is better whatever the metric's direction;
+* when both experiments kept their per-sample validation losses, the comparison is a
+  **paired test on the same samples** (:mod:`soma_agent._paired`: McNemar's exact test for
+  0/1 correctness, a paired bootstrap of squared or absolute errors otherwise); the result
+  is *better* / *worse beyond noise* when its two-sided p-value is below 0.05, in the
+  direction of the mean loss difference;
+* without them (experiments from before losses were kept, study trials), a threshold: the
+  largest of twice the standard deviation of exact repeats of this pipeline (at least two),
+  the metric's resolution (for accuracy on ``n`` validation samples, 1.5 / n: one sample is
+  never an effect) and 0.1 % of the reference value. The spread of the line's *other*
+  pipelines is not noise of this measurement and is not used;
+* an expected improvement is *supported* when better beyond noise, *refuted* when worse
+  beyond noise, else *inconclusive*; an expected "no change" (a draft that should be
+  competitive, an ablation whose step should not matter) is *refuted* when worse beyond
+  noise, else *supported*; an expected degradation mirrors the first case. A failed
+  experiment refutes, and no reference at all leaves it inconclusive.
 
->>> judge(0.95, 0.90, "maximize", expected="improve", line_values=[0.9, 0.92, 0.95]).verdict
+>>> judge(0.95, 0.90, "maximize", expected="improve").verdict
 'supported'
->>> judge(0.901, 0.90, "maximize", expected="improve", line_values=[0.9, 0.8, 0.9, 1.0]).verdict
-'inconclusive'
->>> judge(0.80, 0.90, "maximize", expected="no_change", line_values=[0.8, 0.9, 0.95]).verdict
+>>> judge(0.80, 0.90, "maximize", expected="no_change").verdict
 'refuted'
 """
 
@@ -30,7 +31,10 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from soma_agent._paired import PairedTest
 
 __all__ = [
     "RELATIVE_FLOOR",
@@ -51,28 +55,23 @@ class Verdict:
     reason: str
     delta: float | None = None
     threshold: float | None = None
+    #: The comparison's rule, inputs and result (a paired test's fields, or the threshold's).
+    test: dict[str, Any] = field(default_factory=dict)
 
 
 def noise_threshold(
     reference: float,
     *,
     repeat_values: Sequence[float] = (),
-    line_values: Sequence[float] = (),
     resolution: tuple[float, str] | None = None,
 ) -> tuple[float, str]:
-    """The smallest change that counts as an effect, and how it was derived."""
-    from soma.knowledge import noise_scale
-
+    """The smallest change that counts as an effect without a paired test, and its basis."""
     candidates = [(RELATIVE_FLOOR * abs(reference) or 1e-12, "0.1% of the reference")]
     if resolution is not None:
         candidates.append(resolution)
     if len(repeat_values) >= 2:
         candidates.append(
             (2.0 * statistics.stdev(repeat_values), f"2x std of {len(repeat_values)} repeats")
-        )
-    if len(line_values) >= 3:
-        candidates.append(
-            (noise_scale(list(line_values)), f"noise of the line's {len(line_values)} results")
         )
     return max(candidates)
 
@@ -86,8 +85,8 @@ def judge(
     status: str = "ok",
     error: str | None = None,
     reference_id: str | None = None,
+    paired: PairedTest | None = None,
     repeat_values: Sequence[float] = (),
-    line_values: Sequence[float] = (),
     resolution: tuple[float, str] | None = None,
 ) -> Verdict:
     """The verdict on one experiment's hypothesis (see the module docstring for the rule)."""
@@ -98,26 +97,38 @@ def judge(
         return Verdict("inconclusive", "no reference result to compare against yet")
     sign = 1.0 if direction == "maximize" else -1.0
     delta = sign * (value - reference)
-    threshold, basis = noise_threshold(
-        reference, repeat_values=repeat_values, line_values=line_values, resolution=resolution
-    )
     against = f"reference {reference_id} ({reference:.4g})" if reference_id else f"{reference:.4g}"
-    change = (
-        f"{value:.4g} vs {against}: {'+' if delta >= 0 else ''}{delta:.4g} "
-        f"(noise threshold {threshold:.3g}, {basis})"
-    )
+    head = f"{value:.4g} vs {against}: {'+' if delta >= 0 else ''}{delta:.4g}"
+    threshold: float | None
+    if paired is not None:
+        better, worse = paired.better, paired.worse
+        threshold = None
+        change = f"{head} ({paired.text()})"
+        test = {**paired.to_dict(), "reference_id": reference_id}
+    else:
+        threshold, basis = noise_threshold(
+            reference, repeat_values=repeat_values, resolution=resolution
+        )
+        better, worse = delta > threshold, delta < -threshold
+        change = f"{head} (no paired losses: noise threshold {threshold:.3g}, {basis})"
+        test = {
+            "rule": "threshold",
+            "threshold": threshold,
+            "basis": basis,
+            "reference_id": reference_id,
+            "significant": better or worse,
+        }
     if expected == "no_change":
-        if delta < -threshold:
-            return Verdict("refuted", f"worse beyond noise: {change}", delta, threshold)
-        return Verdict("supported", f"not worse beyond noise: {change}", delta, threshold)
-    better, worse = delta > threshold, delta < -threshold
+        if worse:
+            return Verdict("refuted", f"worse beyond noise: {change}", delta, threshold, test)
+        return Verdict("supported", f"not worse beyond noise: {change}", delta, threshold, test)
     if expected == "degrade":
         better, worse = worse, better
     if better:
-        return Verdict("supported", f"as predicted: {change}", delta, threshold)
+        return Verdict("supported", f"as predicted: {change}", delta, threshold, test)
     if worse:
-        return Verdict("refuted", f"opposite of the prediction: {change}", delta, threshold)
-    return Verdict("inconclusive", f"within noise: {change}", delta, threshold)
+        return Verdict("refuted", f"opposite of the prediction: {change}", delta, threshold, test)
+    return Verdict("inconclusive", f"within noise: {change}", delta, threshold, test)
 
 
 #: Metrics that count correct validation samples: their resolution is one sample.

@@ -58,13 +58,15 @@ def test_loop_improves_journals_and_reports(tools: Any) -> None:
     assert len(experiments) == 8
     assert {e.origin for e in experiments} == {"agent"}
     assert all(e.verdict in ("supported", "refuted", "inconclusive") for e in experiments)
-    # Verdicts compare with a reference experiment against a noise threshold; once the line
-    # has three results, the threshold comes from their spread.
+    # Verdicts compare with a reference experiment by a paired test on the same validation
+    # samples (McNemar for accuracy), rule, inputs and result written into the verdict.
     verdicts = [e.payload for e in kb.journal(result.run_id, kinds="verdict")]
     assert verdicts[0]["reference_id"] is None and verdicts[0]["verdict"] == "inconclusive"
+    n_valid = len(tools.splits().valid[1])
     for v in verdicts[1:]:
-        assert v["reference_id"].startswith("exp-") and v["threshold"] > 0, v
-    assert "noise of the line's 7 results" in verdicts[-1]["reason"]
+        assert v["reference_id"].startswith("exp-"), v
+        assert v["test"]["rule"] == "mcnemar" and v["test"]["n"] == n_valid, v
+        assert 0.0 <= v["test"]["p_value"] <= 1.0 and "p = " in v["reason"]
     values = [e.metrics["accuracy"] for e in experiments]
     assert max(values) > values[0]  # improved over the first draft
     assert result.best_value == pytest.approx(max(values))

@@ -88,23 +88,19 @@ def test_budget_meter_is_a_hard_cap() -> None:
 
 
 def test_verdict_rules() -> None:
-    line = [0.90, 0.91, 0.90, 0.92, 0.91]
     assert judge(None, 0.9, "maximize", status="failed", error="boom").verdict == "refuted"
     assert judge(0.95, None, "maximize").verdict == "inconclusive"
-    assert judge(0.95, 0.91, "maximize", line_values=line).verdict == "supported"
-    assert judge(0.912, 0.91, "maximize", line_values=line).verdict == "inconclusive"
-    assert judge(0.80, 0.91, "maximize", line_values=line).verdict == "refuted"
+    assert judge(0.95, 0.91, "maximize").verdict == "supported"
+    assert judge(0.9101, 0.91, "maximize").verdict == "inconclusive"  # under the 0.1% floor
+    assert judge(0.80, 0.91, "maximize").verdict == "refuted"
     # minimize: lower is better
-    assert judge(0.10, 0.20, "minimize", line_values=[0.2, 0.21, 0.2, 0.22]).verdict == "supported"
+    assert judge(0.10, 0.20, "minimize").verdict == "supported"
     # repeats widen the threshold
-    noisy = judge(0.95, 0.91, "maximize", repeat_values=[0.85, 0.95, 0.90], line_values=line)
+    noisy = judge(0.95, 0.91, "maximize", repeat_values=[0.85, 0.95, 0.90])
     assert noisy.verdict == "inconclusive" and "repeats" in noisy.reason
-    assert judge(0.91, 0.91, "maximize", expected="no_change", line_values=line).verdict == (
-        "supported"
-    )
-    assert judge(0.85, 0.91, "maximize", expected="degrade", line_values=line).verdict == (
-        "supported"
-    )
+    assert noisy.test["rule"] == "threshold"
+    assert judge(0.91, 0.91, "maximize", expected="no_change").verdict == "supported"
+    assert judge(0.85, 0.91, "maximize", expected="degrade").verdict == "supported"
 
 
 def test_planner_and_settings_validation() -> None:

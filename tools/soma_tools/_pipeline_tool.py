@@ -107,9 +107,17 @@ def _now() -> datetime:
 
 
 def run_pipeline(
-    ctx: ToolContext, inp: RunPipelineInput, *, progress: ProgressCallback | None = None
+    ctx: ToolContext,
+    inp: RunPipelineInput,
+    *,
+    progress: ProgressCallback | None = None,
+    on_evaluation: Any = None,
 ) -> RunPipelineOutput:
-    """Fit the pipeline on the training split, score it on the validation split, record it."""
+    """Fit the pipeline on the training split, score it on the validation split, record it.
+
+    ``on_evaluation(experiment_id, evaluation)`` (Python callers only) sees the Evaluation
+    of a successful run before it is recorded, e.g. to keep per-sample losses.
+    """
     from soma.knowledge import Experiment, new_experiment_id
 
     line = ctx.resolve_line(inp.research_line)
@@ -165,6 +173,8 @@ def run_pipeline(
         duration = time.perf_counter() - t0
         raise _failed(ctx, run, exc, stage, duration, reports, data_fingerprint) from exc
     duration = time.perf_counter() - t0
+    if on_evaluation is not None:
+        on_evaluation(exp_id, evaluation)
     reports = evaluation.reports
     metrics = {m.name: evaluation.metrics[m.name] for m in ctx.project.metrics}
     try:
