@@ -119,7 +119,12 @@ def discover_filters(filters_dir: Path, root: Path, *, refresh: bool = False) ->
     if not filters_dir.is_dir():
         raise ProjectError(f"filters folder {relative_path(filters_dir, root)!r} does not exist")
     files = sorted(p for p in filters_dir.glob("*.py") if p.name != "__init__.py")
-    sources = {p: _read(p) for p in files}
+    # A link that leads out of the folder is never imported: the folder is the boundary that
+    # read_filter_source and write_filter_source keep, so discovery keeps it too.
+    outside = [p for p in files if not _inside(p, filters_dir)]
+    sources = {p: _read(p) for p in files if p not in outside}
+    for path in outside:
+        sources[path] = _OUTSIDE
     digest = hashlib.sha256()
     for path, text in sources.items():
         digest.update(f"{path.name}\0{len(text)}\0".encode() + text.encode("utf-8", "replace"))
@@ -140,6 +145,16 @@ def discover_filters(filters_dir: Path, root: Path, *, refresh: bool = False) ->
     return catalog
 
 
+_OUTSIDE = "\0outside"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -156,6 +171,13 @@ def _import_all(
     found: dict[str, list[FilterInfo]] = {}
     for path, text in sources.items():
         rel = relative_path(path, root)
+        if text == _OUTSIDE:
+            rel = f"{relative_path(path.parent, root)}/{path.name}"  # the link, not its target
+            errors.setdefault(rel, []).append(
+                f"{rel}: a link to a file outside the filters folder; not imported (copy the "
+                "file into the folder instead)"
+            )
+            continue
         if not path.stem.isidentifier():
             errors.setdefault(rel, []).append(
                 f"{rel}: {path.stem!r} is not a valid module name; rename the file to a "

@@ -212,3 +212,31 @@ def test_concurrent_discovery_agrees(make_project):
         assert catalog.errors == {}
         assert catalog.names() == ["Scale", "Shift"]
         assert catalog["Shift"].cls().fit([0]) == 10
+
+
+OUTSIDE = """
+from soma import Filter
+
+IMPORTED = []
+IMPORTED.append(1)
+
+class Evil(Filter):
+    def forward(self, x, state):
+        return x
+"""
+
+
+def test_regression_a_link_leading_out_of_filters_is_not_imported(make_project, tmp_path):
+    # read/write refused such a link, but discovery imported, listed and ran it.
+    import os
+
+    outside = tmp_path / "elsewhere" / "evil.py"
+    outside.parent.mkdir()
+    outside.write_text(OUTSIDE)
+    root = make_project(files={"filters/good.py": GOOD})
+    os.symlink(outside, root / "filters" / "evil.py")
+    catalog = load_project(root).discover_filters()
+    assert "Evil" not in catalog
+    assert "outside the filters folder" in catalog.errors["filters/evil.py"]
+    assert not any(m.endswith(".evil") for m in sys.modules)
+    assert "Scale" in catalog.names()  # the rest of the folder is discovered as before
