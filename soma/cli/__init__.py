@@ -1,16 +1,23 @@
-"""The ``soma`` command line. Each command group lives in its own module and registers here."""
+"""The ``soma`` command line.
+
+Each core command group lives in its own module of this package and registers on ``app``
+(see ``_groups``). The faces (agent, MCP server, TUI) own their groups and plug in through
+the ``soma.commands`` entry points (see ``_faces``): this package imports none of them.
+"""
 
 from __future__ import annotations
 
 import typer
 
 import soma
+from soma.cli._faces import SomaGroup
 
 app = typer.Typer(
     name="soma",
     help="Soma: cached ML pipelines, studies, a knowledge base and research tools.",
     no_args_is_help=True,
     add_completion=False,
+    cls=SomaGroup,
 )
 
 

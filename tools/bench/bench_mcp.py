@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# As `soma mcp` does for its own process: idle OpenMP threads must not spin (see soma/cli/mcp.py).
+# As `soma mcp` does for its own process: idle OpenMP threads must not spin (see soma_mcp/cli.py).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 QUERY = "PCA with fewer components and a stronger regularised logistic regression"

@@ -1,7 +1,8 @@
 """``soma mcp``: serve the research tools over MCP (stdio or streamable HTTP), print the config.
 
-The MCP face lives in the ``soma_mcp`` package; it is imported inside the commands so that
-``import soma`` (and ``soma --help``) stays light.
+The MCP face owns this command group; ``soma`` finds it through the ``soma.commands`` entry
+point (``mcp = "soma_mcp.cli:register"``), so the core CLI never imports the MCP face. The
+server (and the MCP SDK) is imported inside the commands so that ``soma --help`` stays light.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Annotated
 
 import typer
 
-from soma.cli import app
 from soma.cli._common import ProjectDir, check_embedder, fail
 
 mcp_app = typer.Typer(
@@ -22,7 +22,11 @@ mcp_app = typer.Typer(
     help="Serve Soma's 13 research tools to Claude Desktop, IDEs or any MCP client.",
     invoke_without_command=True,
 )
-app.add_typer(mcp_app)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``soma mcp`` to ``app`` (the ``soma.commands`` entry point)."""
+    app.add_typer(mcp_app)
 
 
 @mcp_app.callback()

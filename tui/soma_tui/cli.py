@@ -1,4 +1,8 @@
-"""``soma tui``: the terminal dashboard (the Textual app lives in ``soma_tui``)."""
+"""``soma tui``: the terminal dashboard (the Textual app lives in ``soma_tui``).
+
+The TUI face owns this command; ``soma`` finds it through the ``soma.commands`` entry point
+(``tui = "soma_tui.cli:register"``), so the core CLI never imports the TUI.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ from pathlib import Path
 
 import typer
 
-from soma.cli import app
 from soma.cli._common import check_embedder, fail
 
 _PROJECT_OPTION = typer.Option(
@@ -23,7 +26,6 @@ _EMBEDDER_OPTION = typer.Option(
 )
 
 
-@app.command("tui")
 def tui(
     project_dir: Path = _PROJECT_OPTION,
     kb: Path | None = _KB_OPTION,
@@ -49,3 +51,8 @@ def tui(
     from soma_tui import run
 
     run(kb_path, project_root=project_root, embedder=embedder)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``soma tui`` to ``app`` (the ``soma.commands`` entry point)."""
+    app.command("tui")(tui)
