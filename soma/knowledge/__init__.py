@@ -7,9 +7,12 @@
 >>> [hit.experiment.name for hit in kb.query("baseline", line="digits", where="accuracy > 0.9")]
 ['baseline']
 
-Storage is SQLite (WAL mode, safe for several processes), semantic search a FAISS index beside
-the file, analytics direction-aware (trend, change points, promising lines), reports Markdown
-with a trajectory plot.
+Storage is SQLite (WAL mode, safe for several processes); semantic search a vector index beside
+the file: FAISS (``backend="faiss"``, the default) or ChronosVector's temporal index
+(``backend="chronos"``, Python 3.12 and ``soma-research[chronos]``: time windows searched inside
+the index); analytics direction-aware (trend, change points, promising lines, a line's
+hypothesis trajectory with its direction changes, the novelty of a proposed hypothesis);
+reports Markdown with a trajectory plot.
 """
 
 from __future__ import annotations
@@ -31,18 +34,29 @@ from soma.knowledge._records import (
     new_experiment_id,
 )
 from soma.knowledge._store import SCHEMA_VERSION
+from soma.knowledge._temporal import (
+    DirectionChange,
+    HypothesisPoint,
+    HypothesisTrajectory,
+    Novelty,
+    detect_direction_changes,
+)
 from soma.knowledge._where import WhereClause, parse_where
 from soma.knowledge._writes import UnknownLineError
 
 __all__ = [
     "SCHEMA_VERSION",
     "ChangePoint",
+    "DirectionChange",
     "Embedder",
     "Experiment",
     "HashingEmbedder",
+    "HypothesisPoint",
+    "HypothesisTrajectory",
     "JournalEntry",
     "KnowledgeBase",
     "MiniLMEmbedder",
+    "Novelty",
     "PromisingLine",
     "Report",
     "ResearchLine",
@@ -54,6 +68,7 @@ __all__ = [
     "classify_trend",
     "default_kb_path",
     "detect_change_points",
+    "detect_direction_changes",
     "new_experiment_id",
     "noise_scale",
     "parse_where",

@@ -218,11 +218,19 @@ class ChronosIndex(VectorIndex):
             self._insert(slice(0, self.rows))
         self.unsaved += 1
 
-    def trajectory(self, line: str | None) -> list[tuple[int, np.ndarray]]:
-        """``(seq, vector)`` of a line's live experiments in start order, read from the index."""
+    def vectors_of(self, seqs: list[int]) -> np.ndarray:
+        rows = np.array([self.row_of[s] for s in seqs], dtype=np.int64)
+        return np.ascontiguousarray(self.vectors[rows]).reshape(len(rows), self.dim)
+
+    def trajectory(
+        self, line: str | None, window: TimeWindow | None = None
+    ) -> list[tuple[int, np.ndarray]]:
+        """``(seq, vector)`` of a line's live experiments in start order, read from the
+        temporal index (``TemporalIndex.trajectory`` of the line's entity, within ``window``)."""
         entity = entity_of(line)
+        low, high = _window_bounds(window)
         out = []
-        for stamp, vector in self.index.trajectory(entity):
+        for stamp, vector in self.index.trajectory(entity, start=low, end=high):
             seq = self.seq_at.get((entity, stamp), -1)
             if seq >= 0:
                 out.append((seq, np.asarray(vector, dtype=np.float32)))

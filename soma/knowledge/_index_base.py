@@ -105,6 +105,10 @@ class VectorIndex(ABC):
         """Exact scores against the given seqs (those present), best ``k``."""
 
     @abstractmethod
+    def vectors_of(self, seqs: list[int]) -> np.ndarray:
+        """The stored vectors of these seqs, one row each (all must be present)."""
+
+    @abstractmethod
     def rebuild(self) -> None:
         """Rebuild from the index's own live vectors (dropping dead ones)."""
 

@@ -4,14 +4,14 @@ analytics and reports on top."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from soma.errors import KnowledgeBaseError, ValidationError
-from soma.knowledge import _analytics, _journal
+from soma.knowledge import _analytics, _journal, _temporal
 from soma.knowledge._backends import resolve_backend
 from soma.knowledge._embed import Embedder, resolve_embedder
 from soma.knowledge._index_base import TimeWindow, VectorIndex
@@ -32,6 +32,7 @@ from soma.knowledge._records import (
 from soma.knowledge._rows import experiment_from_row, filter_sql, line_from_row, parse_time
 from soma.knowledge._search import SemanticIndex, SqlFilter, text_of
 from soma.knowledge._store import Store
+from soma.knowledge._temporal import HypothesisTrajectory, Novelty
 from soma.knowledge._writes import (
     FROZEN_FIELDS,
     UnknownLineError,
@@ -336,6 +337,7 @@ class KnowledgeBase:
         where: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        verdict: str | Sequence[str] | None = None,
         k: int = 10,
     ) -> list[SearchHit]:
         """Experiments by meaning and filters, best first, each with its cosine ``score``.
@@ -343,7 +345,8 @@ class KnowledgeBase:
         Without ``text`` (or with a blank one) only the filters apply and the newest come
         first, with ``score`` None. ``tags`` must all be present; ``where`` is a metric
         condition such as ``"accuracy > 0.9 and loss <= 0.3"``; ``since`` / ``until`` bound the
-        start time (datetime, ISO 8601, or an age like ``"7d"``). On the ``chronos`` backend a
+        start time (datetime, ISO 8601, or an age like ``"7d"``); ``verdict`` keeps experiments
+        judged ``"supported"``, ``"refuted"`` or ``"inconclusive"``. On the ``chronos`` backend a
         semantic query's time window is searched inside the index; on ``faiss`` it is checked
         on the nearest neighbours afterwards.
         """
@@ -363,6 +366,7 @@ class KnowledgeBase:
             where=where,
             since=since,
             until=until,
+            verdict=verdict,
         )
         if text is None or not semantic:
             sql = f"SELECT * FROM experiments WHERE {clause} ORDER BY started DESC, seq DESC"
@@ -380,6 +384,44 @@ class KnowledgeBase:
         return [
             SearchHit(experiment=by_seq[seq], score=score) for seq, score in pairs if seq in by_seq
         ]
+
+    def novelty(
+        self,
+        text: str,
+        *,
+        line: str | None = None,
+        within: timedelta | str | None = "30d",
+        verdicts: Sequence[str] = ("refuted",),
+        k: int = 5,
+    ) -> Novelty:
+        """How new the hypothesis ``text`` is against those already tried and refuted recently.
+
+        Compares with the experiments (of ``line``, if given) started within ``within`` (an age
+        like ``"30d"``, a timedelta, or None for all time) whose verdict is one of ``verdicts``
+        (empty: any experiment); ``novelty`` is 1 minus the cosine similarity of the nearest.
+        The agent uses it to stop circling back to ideas that already failed. On the chronos
+        backend the time window is searched inside the index.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ValidationError("text", f"expected a non-empty hypothesis, got {text!r}")
+        if isinstance(within, timedelta):
+            if within.total_seconds() <= 0:
+                raise ValidationError("within", f"expected a positive duration, got {within!r}")
+            within = datetime.now(UTC) - within
+        start = parse_time(within, "within")
+        picked = list(verdicts)
+        hits = self.query(text, line=line, since=start, verdict=picked or None, k=k)
+        similarity = None if not hits or hits[0].score is None else float(hits[0].score)
+        novelty = 1.0 if similarity is None else min(1.0, max(0.0, 1.0 - similarity))
+        return Novelty(
+            text=text,
+            line=line,
+            novelty=novelty,
+            similarity=similarity,
+            nearest=hits,
+            window_start=start,
+            verdicts=picked,
+        )
 
     def save_index(self) -> Path | None:
         """Bring the vector index up to date and save it now; returns its path."""
@@ -408,6 +450,38 @@ class KnowledgeBase:
         ln = self.get_line(line)
         metric, direction = _analytics.resolve_metric(ln, metric, direction)
         return _analytics.change_points(self.experiments(line=line), metric, direction)
+
+    def hypothesis_trajectory(
+        self,
+        line: str,
+        *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> HypothesisTrajectory:
+        """The line's path through hypothesis space (its experiments' embeddings by start time).
+
+        Says how far each experiment moved from the previous and from the first, where the
+        line's focus changed direction (each change explained by the experiments on each side
+        and the metric before and after) and, beside them, the metric change points. On the
+        chronos backend the vectors are the line's entity trajectory in the temporal index;
+        ``since`` / ``until`` limit the start times.
+        """
+        ln = self.get_line(line)
+        clause, params = filter_sql(line=line, since=since, until=until)
+        sql = f"SELECT * FROM experiments WHERE {clause} ORDER BY started ASC, seq ASC"
+        rows = self._store.read(lambda db: list(db.query(sql, params)))
+        exps = [experiment_from_row(r) for r in rows]
+        vectors, source = self._semantic.line_vectors(
+            line, [int(r["seq"]) for r in rows], _window(since, until)
+        )
+        return _temporal.hypothesis_trajectory(
+            ln.name,
+            ln.metric,
+            exps,
+            vectors,
+            source=source,
+            metric_change_points=_analytics.change_points(exps, ln.metric, ln.direction),
+        )
 
     def best(self, line: str) -> Experiment | None:
         """The line's best successful experiment by its metric and direction (None if none)."""

@@ -14,6 +14,7 @@ from soma.errors import ValidationError
 from soma.knowledge._records import (
     ORIGINS,
     STATUSES,
+    VERDICTS,
     Experiment,
     JournalEntry,
     ResearchLine,
@@ -144,9 +145,10 @@ def filter_sql(
     since: datetime | str | None = None,
     until: datetime | str | None = None,
     run_id: str | None = None,
+    verdict: str | Sequence[str] | None = None,
 ) -> tuple[str, list[Any]]:
     """A SQL condition over the experiments table (``"1"`` when nothing filters) and its
-    parameters. Tags must all be present; several statuses or origins mean any of them."""
+    parameters. Tags must all be present; several statuses, origins or verdicts mean any."""
     clauses: list[str] = []
     params: list[Any] = []
     if line is not None:
@@ -155,7 +157,8 @@ def filter_sql(
     if run_id is not None:
         clauses.append("run_id = ?")
         params.append(run_id)
-    for column, value, allowed in (("status", status, STATUSES), ("origin", origin, ORIGINS)):
+    choices = (("status", status, STATUSES), ("origin", origin, ORIGINS))
+    for column, value, allowed in (*choices, ("verdict", verdict, VERDICTS)):
         items = _choices(value, column, allowed)
         if items:
             clauses.append(f"{column} IN ({', '.join('?' for _ in items)})")

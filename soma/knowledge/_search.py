@@ -175,6 +175,27 @@ class SemanticIndex:
                 return index.exact(query, candidates, k, window=window)
             return index.search(query, k, set(candidates).__contains__, window=window)
 
+    def line_vectors(
+        self, line: str, seqs: list[int], window: TimeWindow | None
+    ) -> tuple[np.ndarray, str]:
+        """The vectors of a line's experiments ``seqs`` (in that order) and where they came
+        from: the temporal index's trajectory of the line on chronos, the index otherwise."""
+        with self._lock:
+            index = self.synced()
+            trajectory = getattr(index, "trajectory", None)
+            if trajectory is None:
+                return index.vectors_of(seqs), f"{index.backend} index"
+            found = dict(trajectory(line, window))
+            # A start time within a microsecond of a window bound may fall on the other side
+            # of it in the index than in SQLite: those few come from the index's rows.
+            rest = [s for s in seqs if s not in found]
+            if rest:
+                found.update(zip(rest, index.vectors_of(rest), strict=True))
+            vectors = np.zeros((len(seqs), index.dim), dtype=np.float32)
+            for i, seq in enumerate(seqs):
+                vectors[i] = found[seq]
+            return vectors, "chronos temporal index (the line's entity trajectory)"
+
     def synced(self) -> VectorIndex:
         """The index, loaded or rebuilt if needed, with every stored experiment in it."""
         with self._lock:

@@ -155,6 +155,9 @@ class FaissIndex(VectorIndex):
         self.position = {int(s): i for i, s in enumerate(seqs)}
         self.unsaved += 1
 
+    def vectors_of(self, seqs: list[int]) -> np.ndarray:
+        return self.reconstruct(np.array([self.position[s] for s in seqs], dtype=np.int64))
+
     def reconstruct(self, positions: np.ndarray) -> np.ndarray:
         if len(positions) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -43,6 +43,7 @@ from soma.errors import ProjectError
 __all__ = [
     "CONFIG_FILE",
     "AgentConfig",
+    "KbConfig",
     "MetricConfig",
     "PathsConfig",
     "ProjectConfig",
@@ -79,6 +80,15 @@ class PathsConfig(BaseModel):
     optuna: str = Field(default=".soma/optuna.sqlite", min_length=1)
 
 
+class KbConfig(BaseModel):
+    """``[kb]``: the knowledge base's vector index beside its SQLite records."""
+
+    model_config = _STRICT
+
+    # "chronos" (ChronosVector's temporal index) needs Python 3.12 and soma-research[chronos].
+    backend: Literal["faiss", "chronos"] = "faiss"
+
+
 class AgentConfig(BaseModel):
     """Settings of ``soma agent run``."""
 
@@ -103,10 +113,11 @@ class ProjectConfig(BaseModel):
     store: str | None = Field(default=None, min_length=1)  # a data store URL (soma.data)
     metric: list[MetricConfig] = Field(min_length=1)
     paths: PathsConfig = PathsConfig()
+    kb: KbConfig = KbConfig()
     agent: AgentConfig = AgentConfig()
 
 
-_SECTIONS = {"metric": MetricConfig, "paths": PathsConfig, "agent": AgentConfig}
+_SECTIONS = {"metric": MetricConfig, "paths": PathsConfig, "kb": KbConfig, "agent": AgentConfig}
 _REF = re.compile(r"^(?P<file>[^:]+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$")
 
 

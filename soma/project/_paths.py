@@ -18,6 +18,7 @@ class ProjectPaths:
     cache_dir: Path
     kb_path: Path
     optuna_path: Path
+    kb_backend: str = "faiss"  # [kb] backend: "faiss" or "chronos"
 
 
 def project_paths(directory: str | Path) -> ProjectPaths:
@@ -37,6 +38,12 @@ def project_paths(directory: str | Path) -> ProjectPaths:
         from soma.project._project import load_project
 
         project = load_project(root)
-        return ProjectPaths(project.root, project.cache_dir, project.kb_path, project.optuna_path)
+        return ProjectPaths(
+            project.root,
+            project.cache_dir,
+            project.kb_path,
+            project.optuna_path,
+            project.kb_backend,
+        )
     state = root / ".soma"
     return ProjectPaths(root, state / "cache", state / "kb.sqlite", state / "optuna.sqlite")

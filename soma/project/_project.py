@@ -38,6 +38,7 @@ class Project:
         self.kb_path = _inside(root, paths.kb, "[paths] kb", allow_root=False)
         self.cache_dir = _inside(root, paths.cache, "[paths] cache", allow_root=False)
         self.optuna_path = _inside(root, paths.optuna, "[paths] optuna", allow_root=False)
+        self.kb_backend = config.kb.backend  # [kb] backend: the vector index beside kb_path
 
     @property
     def name(self) -> str:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import HAS_CHRONOS
 
 from soma.errors import KnowledgeBaseError, ValidationError
 from soma.knowledge import HashingEmbedder, KnowledgeBase
+
+HAS_CHRONOS = importlib.util.find_spec("chronos_vector") is not None
 
 
 @pytest.mark.backend("faiss")  # about choosing, not about one index
@@ -36,3 +38,21 @@ def test_the_backend_is_reported(tmp_path: Path, backend: str) -> None:
     with KnowledgeBase(tmp_path / "kb.sqlite", embedder=HashingEmbedder()) as kb:
         assert kb.backend == backend
         assert f"backend={backend!r}" in repr(kb)
+
+
+@pytest.mark.backend("faiss")
+def test_soma_toml_names_the_backend(tmp_path: Path) -> None:
+    from soma.errors import ProjectError
+    from soma.project import project_paths
+
+    (tmp_path / "data.py").write_text("def load():\n    return {}\n", encoding="utf-8")
+    (tmp_path / "filters").mkdir()
+    toml = tmp_path / "soma.toml"
+    toml.write_text('[metric]\nname = "accuracy"\n', encoding="utf-8")
+    assert project_paths(tmp_path).kb_backend == "faiss"
+    toml.write_text('[metric]\nname = "accuracy"\n[kb]\nbackend = "chronos"\n', encoding="utf-8")
+    assert project_paths(tmp_path).kb_backend == "chronos"
+    toml.write_text('[metric]\nname = "accuracy"\n[kb]\nbackend = "annoy"\n', encoding="utf-8")
+    with pytest.raises(ProjectError, match=r"\[kb\] backend: expected 'faiss' or 'chronos'"):
+        project_paths(tmp_path)
+    assert project_paths(tmp_path / "elsewhere").kb_backend == "faiss"  # no soma.toml there
