@@ -34,6 +34,21 @@ def _placed(topology: Any, name: str) -> str:
     return f" @ {placement.describe()}" if placement is not None else ""
 
 
+def _trained(graph: Graph) -> dict[str, str]:
+    """Where the training strategy trains each node (empty under Local): `` ⇉ 2 replicas,
+    1/2 of the rows each`` for DataParallel, the worker of its stage for ModelParallel."""
+    strategy = graph.strategy
+    if strategy.cache_token() is None:  # Local
+        return {}
+    try:
+        specs = graph.compile().nodes
+        learning = [n for n, spec in specs.items() if not spec.stateless]
+        nodes = list(specs) if strategy.runs_graph else learning
+    except Exception:  # a graph that does not compile: no placement to show
+        return {}
+    return strategy.placement(nodes)
+
+
 # -- text ----------------------------------------------------------------------------
 
 
@@ -41,6 +56,9 @@ def render_text(graph: Graph) -> str:
     """``Graph (N nodes, E edges)`` then one tree line per node, in topological order."""
     topology = graph.topology
     lines = [f"Graph ({len(topology.filters)} nodes, {len(topology.edges)} edges)"]
+    trained = _trained(graph)
+    if trained:
+        lines.append(f"strategy: {graph.strategy.describe()}")
     try:
         order = graph.compile().order
     except Exception:  # a cycle: show the header and the nodes in insertion order
@@ -62,6 +80,8 @@ def render_text(graph: Graph) -> str:
         preds = topology.preds[name]
         arrow = f" ← {', '.join(preds)}" if preds else ""
         placed = _placed(topology, name)
+        if name in trained:
+            placed += f" ⇉ {trained[name]}"
         lines.append(
             f"{'    ' * depth}{branch}{name} ({_label(topology.filters[name])}){placed}{where}"
             f"{arrow}"
@@ -90,6 +110,9 @@ def render_mermaid(graph: Graph) -> str:
     topology = graph.topology
     ids = {name: f"n{i}" for i, name in enumerate(topology.filters)}
     lines = ["flowchart LR"]
+    trained = _trained(graph)
+    if trained:
+        lines.append(f"    %% strategy: {graph.strategy.describe()}")
 
     def emit_region(owner: str | None, label: str | None, indent: str) -> None:
         for name in topology.region(owner, label):
@@ -97,6 +120,8 @@ def render_mermaid(graph: Graph) -> str:
             shown = f"{name}<br/>{_label(flt)}"
             if name in topology.placements:  # a Remote step: where it may run
                 shown += f"<br/>remote{_placed(topology, name)}"
+            if name in trained:  # where the training strategy trains it
+                shown += f"<br/>⇉ {trained[name]}"
             text = _mermaid_text(shown).replace("#lt;br/#gt;", "<br/>")
             if isinstance(flt, BranchFilter):
                 lines.append(f'{indent}{ids[name]}{{"{text}"}}')

@@ -160,7 +160,11 @@ def _run_node(spec: NodeSpec, run: _Run, use_cache: bool) -> None:
             state = None
             state_key = None
         elif run.fitting:
-            state_key = cache_keys.state_key(fingerprint, input_keys, run.y_key) if keyed else None
+            state_key = (
+                cache_keys.state_key(fingerprint, input_keys, run.y_key, run.strategy.cache_token())
+                if keyed
+                else None
+            )  # the strategy is part of the key: DataParallel's state is not Local's
             found = False
             if use_cache:
                 lookups += 1

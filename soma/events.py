@@ -138,6 +138,8 @@ class RunReport:
     nodes: dict[str, NodeReport] = field(default_factory=dict)
     ok: bool = True
     error: str | None = None
+    #: node -> the worker that ran it, when a training strategy placed it (ModelParallel)
+    placement: dict[str, str] = field(default_factory=dict)
 
     @property
     def cache_hits(self) -> int:

@@ -122,6 +122,15 @@ class Graph:
     def strategy(self, strategy: TrainingStrategy | None) -> None:
         self._strategy = _check_strategy(strategy)
 
+    def with_strategy(self, strategy: Any) -> Graph:
+        """A copy (same structure, cache and workers) fitted by ``strategy``: a
+        ``soma.training`` strategy, its ``model_dump()`` data or JSON, or a kind name."""
+        from soma.training import parse_strategy
+
+        copy = self._copy()
+        copy._strategy = _check_strategy(parse_strategy(strategy))
+        return copy
+
     @property
     def max_workers(self) -> int | None:
         """Threads for parallel branches (None: one per CPU). Settable; must be >= 1."""
@@ -357,6 +366,16 @@ class Graph:
 
     def _run(self, x: Any, y: Any, *, fitting: bool, want_output: bool) -> Any:
         plan = self.compile()
+        if self._strategy.runs_graph:  # ModelParallel: the strategy runs the whole graph
+            result = self._strategy.run_graph(self, x, y, fitting=fitting, want_output=want_output)
+            if fitting:
+                self._states, self._state_keys, self._fitted = (
+                    result.states,
+                    result.state_keys,
+                    True,
+                )
+            self.last_run = result.report
+            return result.output
         try:
             result = execute(
                 plan,

@@ -11,7 +11,9 @@ The recipes, read back:
   a data-store reference: ``reference_key(content hash taken at put)``
 * node inputs:   the predecessors' output keys in fan-in order; a node that receives a dict
   keyed by predecessor name gets ``"name=key"`` entries (``node_input_keys``)
-* fitted state:  ``state_key(fp, inputs, y)`` = ``combine("state", fp, *inputs, y)``
+* fitted state:  ``state_key(fp, inputs, y)`` = ``combine("state", fp, *inputs, y)``;
+  fitted by a training strategy other than Local: ``combine("state", fp, *inputs, y,
+  "strategy=" + token)`` (``TrainingStrategy.cache_token``: its class and settings)
 * output:        ``output_key(fp, state, inputs)`` = ``combine("out", fp, state or "-", *inputs)``
 * a state fitted without a cache, seen later by a cached forward: ``value_key(state)``
 * several leaves: ``leaves_key(leaves, keys)``; a Branch/Loop input: ``control_input_key``
@@ -108,9 +110,14 @@ def node_input_keys(sources: Sequence[Any], keys: Mapping[Any, str], *, by_name:
     return found
 
 
-def state_key(fingerprint: str, inputs: Sequence[str], y_key: str | None) -> str:
-    """The key of a node's fitted state: its code, its inputs and the labels."""
-    return combine("state", fingerprint, *inputs, y_key)  # type: ignore[arg-type]
+def state_key(
+    fingerprint: str, inputs: Sequence[str], y_key: str | None, strategy: str | None = None
+) -> str:
+    """The key of a node's fitted state: its code, its inputs, the labels and the training
+    strategy (``None``: Local, whose keys are those from before strategies existed)."""
+    if strategy is None:
+        return combine("state", fingerprint, *inputs, y_key)  # type: ignore[arg-type]
+    return combine("state", fingerprint, *inputs, y_key, f"strategy={strategy}")  # type: ignore[arg-type]
 
 
 def output_key(fingerprint: str, state: str | None, inputs: Sequence[str]) -> str:

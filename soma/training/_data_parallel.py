@@ -37,17 +37,18 @@ from soma.training._shards import (
     take,
     workers_for,
 )
-from soma.training._strategy import FitCall, StrategyModel, TrainingError
+from soma.training._strategy import FitCall, NodeStrategy, TrainingError
 
 __all__ = ["DataParallel"]
 
 
-class DataParallel(StrategyModel):
+class DataParallel(NodeStrategy):
     """Data-parallel training over ``num_replicas`` worker processes (>= 1).
 
     Needs the distributed-fitting protocol (``soma.training.DistributedFilter``):
     ``init_state`` plus ``partial_fit`` and ``merge`` (parameter_server) or ``gradient``
     and ``apply_gradient`` (allreduce). The rounds are the filter's ``epochs``.
+    ``nodes``: the nodes it trains (None: every node that learns; the others fit Local).
     After a fit, ``reports[node]`` says which process held which rows, the bytes moved
     and the time per round.
     """
@@ -62,11 +63,12 @@ class DataParallel(StrategyModel):
     def reports(self) -> dict[str, FitReport]:
         return self._reports
 
-    def placement(self, nodes: Any) -> dict[str, str]:
-        text = f"{self.num_replicas} replicas, 1/{self.num_replicas} of the rows each"
-        return {node: text for node in nodes}
+    def where(self) -> str:
+        return f"{self.num_replicas} replicas, 1/{self.num_replicas} of the rows each"
 
     def fit(self, call: FitCall) -> Any:
+        if not self.trains(call.node):
+            return call.run()  # not one of ``nodes``: Local, as the plan views show
         label = f"DataParallel(aggregation={self.aggregation!r})"
         if self.aggregation == "allreduce":
             needed = ("init_state", "gradient", "apply_gradient")

@@ -43,12 +43,12 @@ from soma.training._shards import (
     take,
     workers_for,
 )
-from soma.training._strategy import FitCall, StrategyModel, TrainingError
+from soma.training._strategy import FitCall, NodeStrategy, TrainingError
 
 __all__ = ["Federated"]
 
 
-class Federated(StrategyModel):
+class Federated(NodeStrategy):
     """Federated training: ``rounds`` (>= 1) of local training on ``num_clients`` (>= 1)
     clients and aggregation (``"fedavg"`` or ``fedprox(mu)``); ``client_selection``:
     ``"all"``, ``random(fraction)`` (0 < fraction <= 1) or ``by_tags(...)`` over
@@ -95,9 +95,8 @@ class Federated(StrategyModel):
     def reports(self) -> dict[str, FitReport]:
         return self._reports
 
-    def placement(self, nodes: Any) -> dict[str, str]:
-        text = f"{self.num_clients} clients, {self.rounds} rounds, {self.aggregation!r}"
-        return {node: text for node in nodes}
+    def where(self) -> str:
+        return f"{self.num_clients} clients, {self.rounds} rounds, {self.aggregation!r}"
 
     def _tagged(self) -> list[int]:
         wanted = set(self.client_selection.tags)  # type: ignore[union-attr]
@@ -113,6 +112,8 @@ class Federated(StrategyModel):
         return list(range(self.num_clients))
 
     def fit(self, call: FitCall) -> Any:
+        if not self.trains(call.node):
+            return call.run()  # not one of ``nodes``: Local, as the plan views show
         label = f"Federated({self.aggregation!r})"
         prox = isinstance(self.aggregation, FedProx)
         flt = call.filter

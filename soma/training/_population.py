@@ -21,12 +21,12 @@ from pydantic import Field
 from soma.training._options import Exploit, Explore, Perturb, Resample, Truncation, named
 from soma.training._protocol import require
 from soma.training._shards import rows, single_input, take
-from soma.training._strategy import FitCall, StrategyModel, TrainingError
+from soma.training._strategy import FitCall, NodeStrategy, TrainingError
 
 __all__ = ["PopulationBased"]
 
 
-class PopulationBased(StrategyModel):
+class PopulationBased(NodeStrategy):
     """Population-based training of a node that follows the step protocol
     (``init_state`` and ``partial_fit``; a ``soma.pbt.IterativeFilter`` or a
     ``soma.training.DistributedFilter``)."""
@@ -54,11 +54,12 @@ class PopulationBased(StrategyModel):
         """node -> the PBTResult of its last fit."""
         return self._results
 
-    def placement(self, nodes: Any) -> dict[str, str]:
-        text = f"population of {self.population_size} on {self.workers} process(es)"
-        return {node: text for node in nodes}
+    def where(self) -> str:
+        return f"population of {self.population_size} on {self.workers} process(es)"
 
     def fit(self, call: FitCall) -> Any:
+        if not self.trains(call.node):
+            return call.run()  # not one of ``nodes``: Local, as the plan views show
         from soma.pbt import PBT
 
         label = "PopulationBased"

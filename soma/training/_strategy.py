@@ -16,7 +16,14 @@ if TYPE_CHECKING:
     from soma.execute import RunResult
     from soma.graph import Graph
 
-__all__ = ["FitCall", "Local", "StrategyModel", "TrainingError", "TrainingStrategy"]
+__all__ = [
+    "FitCall",
+    "Local",
+    "NodeStrategy",
+    "StrategyModel",
+    "TrainingError",
+    "TrainingStrategy",
+]
 
 
 class TrainingError(SomaError):
@@ -132,6 +139,24 @@ _TAGS = frozenset({
     "fedprox", "all", "random", "by_tags", "pipeline", "truncation", "binary_tournament",
     "perturb", "resample",
 })  # fmt: skip
+
+
+class NodeStrategy(StrategyModel):
+    """A strategy that trains some nodes: ``nodes`` names them (None: every node that
+    learns). The other nodes are fitted here by Local, as the plan views show."""
+
+    nodes: tuple[str, ...] | None = None
+
+    def trains(self, node: str) -> bool:
+        return self.nodes is None or node in self.nodes
+
+    def placement(self, nodes: Sequence[str]) -> dict[str, str]:
+        where = self.where()
+        return {node: where for node in nodes if self.trains(node)}
+
+    def where(self) -> str:
+        """How a trained node is spread, for the plan views."""
+        return repr(self)
 
 
 def soma_validation_error(owner: str, exc: pydantic.ValidationError) -> ValidationError:
