@@ -10,7 +10,7 @@ import numpy as np
 
 from soma.space import Choice, FloatRange, IntRange, SearchSpace
 
-__all__ = ["explore", "perturb_value", "sample_value", "truncation"]
+__all__ = ["binary_tournament", "explore", "perturb_value", "sample_value", "truncation"]
 
 
 def sample_value(space: SearchSpace, rng: np.random.Generator) -> Any:
@@ -97,3 +97,28 @@ def truncation(
     top = ranked[:cutoff] if cutoff else []
     bottom_valid = [m for m in ranked[len(ranked) - cutoff :] if m not in top] if cutoff else []
     return sorted(set(failed) | set(bottom_valid)), top
+
+
+def binary_tournament(
+    scores: Mapping[int, float | None], direction: str, rng: np.random.Generator
+) -> dict[int, int]:
+    """``{loser: winner}``: each member meets one other member drawn at random; when the
+    other scored better, it is the donor. A member without a valid checkpoint always
+    loses (to a valid opponent); nobody copies a failed member."""
+    members = sorted(scores)
+    sign = -1.0 if direction == "maximize" else 1.0
+    valid = [m for m in members if scores[m] is not None]
+    donors: dict[int, int] = {}
+    if len(members) < 2 or not valid:
+        return donors
+    for member in members:
+        others = [m for m in members if m != member]
+        rival = others[int(rng.integers(len(others)))]
+        mine, theirs = scores[member], scores[rival]
+        if theirs is None:
+            if mine is None:  # both failed: draw again among the valid ones
+                donors[member] = valid[int(rng.integers(len(valid)))]
+            continue
+        if mine is None or sign * theirs < sign * mine:
+            donors[member] = rival
+    return donors

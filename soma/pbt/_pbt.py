@@ -3,7 +3,8 @@
 Everything upstream of the iterative node is fitted once (through the runtime and its
 cache); then each round every member trains ``steps`` more steps from its own checkpoint
 and is scored on the validation data. Between rounds the bottom ``fraction`` copies the
-state and hyperparameters of a member drawn from the top ``fraction`` (exploit) and moves
+state and hyperparameters of a member drawn from the top ``fraction`` (exploit; or, with
+``exploit="binary_tournament"``, each member that loses to a random rival copies it) and moves
 its hyperparameters (explore: x0.8 / x1.2, or a fresh draw with ``resample_probability``,
 always inside the declared bounds). Members run in a local process pool.
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 from soma.errors import StudyError, ValidationError
 from soma.filter import Filter
-from soma.pbt._explore import explore, sample_value, truncation
+from soma.pbt._explore import binary_tournament, explore, sample_value, truncation
 from soma.pbt._result import (
     LineageEvent,
     Member,
@@ -115,6 +116,7 @@ class PBT:
         node: str | None = None,
         space: Mapping[str, Any] | None = None,
         fraction: float = 0.25,
+        exploit: str = "truncation",
         resample_probability: float = 0.25,
         perturb_factors: Sequence[float] = (0.8, 1.2),
         seed: int | None = None,
@@ -130,6 +132,11 @@ class PBT:
         self.steps = check_count(steps, "steps")
         self.workers = check_count(workers, "workers")
         self.fraction = check_fraction(fraction, "fraction", 0.0, 0.5, low_open=True)
+        if exploit not in ("truncation", "binary_tournament"):
+            raise ValidationError(
+                "exploit", f"expected 'truncation' or 'binary_tournament', got {exploit!r}"
+            )
+        self.exploit = exploit
         self.resample_probability = check_fraction(
             resample_probability, "resample_probability", 0.0, 1.0
         )
@@ -236,11 +243,17 @@ class PBT:
         rng: np.random.Generator,
         lineage: list[LineageEvent],
     ) -> int:
-        bottom, top = truncation(scores, self.metric.direction, self.fraction)
         by_id = {m.id: m for m in members}
-        for member_id in bottom:
+        if self.exploit == "binary_tournament":
+            pairs = sorted(binary_tournament(scores, self.metric.direction, rng).items())
+        else:
+            bottom, top = truncation(scores, self.metric.direction, self.fraction)
+            pairs = [(m, None) for m in bottom]  # donors drawn in turn (seeded sequence)
+        for member_id, donor_id in pairs:
             member = by_id[member_id]
-            donor = by_id[top[int(rng.integers(len(top)))]]
+            if donor_id is None:
+                donor_id = top[int(rng.integers(len(top)))]
+            donor = by_id[donor_id]
             assert donor.score is not None and donor.state is not None  # a valid checkpoint
             params_after = explore(
                 donor.params,
@@ -264,7 +277,7 @@ class PBT:
             member.score, member.error = donor.score, None
             member.history = [ScheduleStep(s.round, dict(s.params)) for s in donor.history]
             member.params = params_after
-        return len(bottom)
+        return len(pairs)
 
     def _result(
         self,
