@@ -24,6 +24,7 @@ from soma.filter import Filter
 from soma.graph import Graph
 from soma.plan import ExecutionPlan, GraphWarning
 from soma.space import Choice, FloatRange, IntRange, SearchSpace, search
+from soma.vocabulary import Action, Direction, Origin, Status
 
 __version__ = "0.1.0"
 
@@ -57,12 +58,14 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "PBT",
+    "Action",
     "Branch",
     "Cache",
     "CacheError",
     "CacheStats",
     "Chain",
     "Choice",
+    "Direction",
     "Event",
     "ExecutionError",
     "ExecutionPlan",
@@ -79,6 +82,7 @@ __all__ = [
     "KnowledgeBaseError",
     "Loop",
     "NodeReport",
+    "Origin",
     "ParamError",
     "ProjectError",
     "Pruned",
@@ -86,6 +90,7 @@ __all__ = [
     "RunReport",
     "SearchSpace",
     "SomaError",
+    "Status",
     "Study",
     "StudyError",
     "ValidationError",

@@ -26,6 +26,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from soma.errors import ValidationError
+from soma.vocabulary import (
+    ACTIONS,
+    DIRECTIONS,
+    ORIGINS,
+    STATUSES,
+    Action,
+    Direction,
+    Origin,
+    Status,
+)
 
 __all__ = [
     "ACTIONS",
@@ -34,14 +44,17 @@ __all__ = [
     "ORIGINS",
     "STATUSES",
     "VERDICTS",
+    "Action",
     "ChangePoint",
     "Direction",
     "Experiment",
     "JournalEntry",
+    "Origin",
     "PromisingLine",
     "Report",
     "ResearchLine",
     "SearchHit",
+    "Status",
     "TrajectoryPoint",
     "Trend",
     "as_utc",
@@ -51,16 +64,9 @@ __all__ = [
     "new_experiment_id",
 ]
 
-Direction = Literal["maximize", "minimize"]
-Status = Literal["ok", "failed", "pruned", "running"]
-Action = Literal["draft", "improve", "debug", "ablate", "tune", "manual"]
-Origin = Literal["python", "cli", "mcp", "agent", "study"]
+# The shared words live in soma.vocabulary; re-exported here, where the records use them.
 Verdict = Literal["supported", "refuted", "inconclusive"]
 
-DIRECTIONS: tuple[str, ...] = ("maximize", "minimize")
-STATUSES: tuple[str, ...] = ("ok", "failed", "pruned", "running")
-ACTIONS: tuple[str, ...] = ("draft", "improve", "debug", "ablate", "tune", "manual")
-ORIGINS: tuple[str, ...] = ("python", "cli", "mcp", "agent", "study")
 VERDICTS: tuple[str, ...] = ("supported", "refuted", "inconclusive")
 LINE_STATUSES: tuple[str, ...] = ("active", "archived")
 
@@ -99,17 +105,16 @@ def new_experiment_id() -> str:
     return f"exp-{_b32(ms, 10)}{_b32(rand, 6)}"
 
 
-def check_direction(value: object, field: str = "direction") -> str:
-    """Return ``value`` if it is ``"maximize"`` or ``"minimize"``; otherwise a ValidationError.
+def check_direction(value: object, field: str = "direction") -> Direction:
+    """``value`` as a :class:`Direction` if it is ``"maximize"`` or ``"minimize"``; otherwise a
+    ValidationError.
 
     >>> check_direction("maximise")
     Traceback (most recent call last):
     ...
     soma.errors.ValidationError: direction: expected 'maximize' or 'minimize', got 'maximise'
     """
-    if value not in DIRECTIONS:
-        raise ValidationError(field, f"expected 'maximize' or 'minimize', got {value!r}")
-    return str(value)
+    return Direction.parse(value, field)
 
 
 def check_name(value: object, field: str, *, max_len: int = 200) -> str:
@@ -208,10 +213,10 @@ class Experiment(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     primary_metric: str | None = None
     direction: Direction | None = None
-    status: Status = "ok"
+    status: Status = Status.OK
     error: str | None = None
     parent_id: str | None = None
-    action: Action = "manual"
+    action: Action = Action.MANUAL
     tags: list[str] = Field(default_factory=list)
     notes: str = ""
     started: datetime = Field(default_factory=_now)
@@ -221,7 +226,7 @@ class Experiment(BaseModel):
     data_fingerprint: str | None = None
     cache_keys: dict[str, str] = Field(default_factory=dict)
     seed: int | None = None
-    origin: Origin = "python"
+    origin: Origin = Origin.PYTHON
     verdict: Verdict | None = None
     idempotency_key: str | None = None
     run_id: str | None = None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+# The shared words (one definition, in the core); re-exported for the tool models.
+from soma.vocabulary import Action, Direction, Origin, Status
 
 __all__ = [
     "Action",
@@ -20,11 +22,6 @@ __all__ = [
 
 #: progress(done, total_or_None, message_or_None); called from the tool's own thread.
 ProgressCallback = Callable[[float, float | None, str | None], None]
-
-Direction = Literal["maximize", "minimize"]
-Status = Literal["ok", "failed", "pruned", "running"]
-Action = Literal["draft", "improve", "debug", "ablate", "tune", "manual"]
-Origin = Literal["python", "cli", "mcp", "agent", "study"]
 
 
 class ToolInput(BaseModel):

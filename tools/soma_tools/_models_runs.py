@@ -49,7 +49,7 @@ class RunPipelineInput(ToolInput):
     hypothesis: str = Field("", description="What this experiment tests, in one sentence.")
     name: str | None = Field(None, description="Short experiment name (default: the pipeline).")
     parent_id: str | None = Field(None, description="Experiment this one derives from.")
-    action: Action = Field("manual", description="Why it was run: draft, improve, debug, ...")
+    action: Action = Field(Action.MANUAL, description="Why it was run: draft, improve, debug, ...")
     tags: list[str] = Field(
         default_factory=list, description="Labels to find it by later, e.g. ['baseline', 'pca']."
     )
@@ -60,7 +60,7 @@ class RunPipelineInput(ToolInput):
         None,
         description="Re-sending the same key returns the first run's result instead of rerunning.",
     )
-    origin: Origin = Field("mcp", description="Who ran it (recorded with the experiment).")
+    origin: Origin = Field(Origin.MCP, description="Who ran it (recorded with the experiment).")
 
 
 class NodeRun(Record):
@@ -223,7 +223,7 @@ class RecordExperimentInput(ToolInput):
     idempotency_key: str | None = Field(
         None, description="Re-sending the same key returns the first record instead of a copy."
     )
-    origin: Origin = Field("mcp", description="Who ran it: python, cli, mcp, agent or study.")
+    origin: Origin = Field(Origin.MCP, description="Who ran it: python, cli, mcp, agent or study.")
 
     @model_validator(mode="after")
     def _update_fields_only(self) -> RecordExperimentInput:
