@@ -24,6 +24,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check soma soma_mcp soma_agent tui prompts tests tools
 	$(BIN)/ruff format --check soma soma_mcp soma_agent tui prompts tests tools
+	# The import contracts of pyproject.toml [tool.importlinter] (layering, no cycles in soma).
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	# somatize 1.0.1, the earlier Soma, is a peer in the runtime benchmark (needs PyPI once).
