@@ -8,6 +8,7 @@ in-process callers (the agent) catch it like any exception.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from soma.errors import SomaError
@@ -15,15 +16,33 @@ from soma.errors import SomaError
 if TYPE_CHECKING:
     import pydantic
 
-__all__ = ["PipelineFailedError", "ToolError", "describe_validation_error"]
+__all__ = ["PipelineFailedError", "ToolError", "describe_validation_error", "shorten_quoted"]
 
 
 class ToolError(SomaError):
-    """A tool refused its input or could not do its work; ``field`` names the argument at fault."""
+    """A tool refused its input or could not do its work; ``field`` names the argument at fault.
+
+    A value quoted in the message is cut to a short prefix: a 1 MB argument gives a short
+    error, not a 2 MB one.
+    """
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
+        message = shorten_quoted(message)
         super().__init__(f"{field}: {message}" if field else message)
+
+
+_LONG_QUOTED = re.compile(r"""(['"])([^'"\n]{121,})\1""")
+
+
+def shorten_quoted(message: str, keep: int = 60) -> str:
+    """Cut every quoted run longer than 120 characters to ``keep`` characters and its length."""
+
+    def cut(match: re.Match[str]) -> str:
+        quote, text = match.group(1), match.group(2)
+        return f"{quote}{text[:keep]}…{quote} ({len(text):,} characters)"
+
+    return _LONG_QUOTED.sub(cut, message)
 
 
 class PipelineFailedError(ToolError):

@@ -73,7 +73,9 @@ class ReadFilterSourceInput(ToolInput):
 
     name: str | None = Field(None, description="Filter class name, e.g. 'PCA'.")
     file: str | None = Field(
-        None, description="File path relative to the filters folder, e.g. 'models.py'."
+        None,
+        max_length=1024,
+        description="File path relative to the filters folder, e.g. 'models.py'.",
     )
 
     @model_validator(mode="after")
@@ -109,7 +111,8 @@ class WriteFilterSourceInput(ToolInput):
     """Create or replace one Python file inside the project's filters folder."""
 
     path: str = Field(
-        description="Relative path inside the filters folder ending in .py, e.g. 'my_scalers.py'."
+        max_length=1024,
+        description="Relative path inside the filters folder ending in .py, e.g. 'my_scalers.py'.",
     )
     content: str = Field(description="The whole new file content (valid Python).")
 

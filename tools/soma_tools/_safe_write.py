@@ -25,6 +25,9 @@ __all__ = ["SafeTarget", "check_filter_path", "check_python_source", "unified_di
 
 #: Largest filter file accepted (bytes of UTF-8).
 MAX_SOURCE_BYTES = 1_000_000
+#: Longest path accepted, and longest folder or file name in it (NAME_MAX on Linux and macOS).
+MAX_PATH_CHARS = 1024
+MAX_NAME_BYTES = 255
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,19 @@ def check_filter_path(filters_dir: Path, raw: str, *, field: str = "path") -> Sa
         raise ToolError(
             f"{raw!r} contains a backslash or NUL; use '/' between folder names", field=field
         )
+    if len(raw) > MAX_PATH_CHARS:
+        raise ToolError(
+            f"the path is {len(raw):,} characters long; at most {MAX_PATH_CHARS} are accepted",
+            field=field,
+        )
     posix = PurePosixPath(raw)
+    longest = max((len(part.encode("utf-8", "replace")) for part in posix.parts), default=0)
+    if longest > MAX_NAME_BYTES:
+        raise ToolError(
+            f"a folder or file name in {raw!r} is {longest} bytes long; at most "
+            f"{MAX_NAME_BYTES} are accepted",
+            field=field,
+        )
     if posix.is_absolute() or Path(raw).is_absolute() or (len(raw) > 1 and raw[1] == ":"):
         raise ToolError(
             f"{raw!r} is absolute; give a path relative to the filters folder "
