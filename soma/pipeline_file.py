@@ -30,6 +30,7 @@ from soma.errors import ProjectError, ValidationError
 from soma.experiments import Splits
 from soma.filter import Filter
 from soma.graph import Graph
+from soma.vocabulary import DIRECTIONS, Direction
 
 __all__ = ["PipelineFile", "Splits", "load_pipeline_file", "split_ref"]
 
@@ -42,7 +43,7 @@ class PipelineFile:
     graph_factory: Callable[..., Graph]
     data: Callable[[], Any]
     metric: Callable[[Any, Any], float] | None
-    direction: str
+    direction: Direction
     path: Path
     name: str
     module: ModuleType
@@ -107,8 +108,8 @@ def load_pipeline_file(ref: str, *, default_name: str = "pipeline") -> PipelineF
     metric = getattr(module, "metric", None)
     if metric is not None and not callable(metric):
         raise ProjectError(f"{path.name}: metric must be a function metric(y_true, y_pred)")
-    direction = getattr(module, "direction", "maximize")
-    if direction not in ("maximize", "minimize"):
+    direction = getattr(module, "direction", Direction.MAXIMIZE)
+    if direction not in DIRECTIONS:
         raise ValidationError(
             "direction", f"{path.name}: expected 'maximize' or 'minimize', got {direction!r}"
         )
@@ -116,7 +117,7 @@ def load_pipeline_file(ref: str, *, default_name: str = "pipeline") -> PipelineF
         graph_factory=_graph_factory(target, f"{path.name}:{name}"),
         data=data,
         metric=metric,
-        direction=direction,
+        direction=Direction(direction),
         path=path,
         name=name,
         module=module,

@@ -51,7 +51,7 @@ class _Word(StrEnum):
         """``value`` as a member; a :class:`ValidationError` naming ``field`` if it is none."""
         try:
             return cls(value)
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: an unhashable value
             words = [repr(m.value) for m in cls]
             expected = " or ".join(words) if len(words) == 2 else "one of " + ", ".join(words)
             name = field or cls._field()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from soma.vocabulary import Direction
+
 __all__ = ["ProgressPrinter", "entry_line"]
 
 
@@ -22,7 +24,7 @@ class ProgressPrinter:
         self.metric = metric
         self.best: float | None = None
         self.best_id: str | None = None
-        self.direction = "maximize"
+        self.direction = Direction.MAXIMIZE
         self.run_id = "RUN"
         self._status: Any = None
 
@@ -33,7 +35,7 @@ class ProgressPrinter:
         c = self.console
         if kind == "run_started":
             self.metric = p.get("metric") or self.metric
-            self.direction = p.get("direction") or self.direction
+            self.direction = Direction(p.get("direction") or self.direction)
             self.run_id = p.get("run_id") or self.run_id
             verb = "Resuming" if p.get("resumed") else "Starting"
             c.print(
@@ -110,8 +112,7 @@ class ProgressPrinter:
             )
             return
         new_best = value is not None and (
-            self.best is None
-            or (value > self.best if self.direction == "maximize" else value < self.best)
+            self.best is None or self.direction.better(value, self.best)
         )
         if new_best:
             self.best, self.best_id = value, p.get("experiment_id")

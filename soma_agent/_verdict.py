@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from soma.vocabulary import Direction
 from soma_agent._paired import PairedTest
 
 __all__ = [
@@ -95,8 +96,7 @@ def judge(
         return Verdict("refuted", f"the experiment did not succeed (status {status}){why}")
     if reference is None:
         return Verdict("inconclusive", "no reference result to compare against yet")
-    sign = 1.0 if direction == "maximize" else -1.0
-    delta = sign * (value - reference)
+    delta = Direction(direction).sign * (value - reference)
     against = f"reference {reference_id} ({reference:.4g})" if reference_id else f"{reference:.4g}"
     head = f"{value:.4g} vs {against}: {'+' if delta >= 0 else ''}{delta:.4g}"
     threshold: float | None

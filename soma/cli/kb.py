@@ -12,6 +12,7 @@ import typer
 
 from soma.cli import app
 from soma.cli._common import AsJson, ProjectDir, check_embedder, fail, state_paths
+from soma.vocabulary import Direction
 
 if TYPE_CHECKING:
     from soma.knowledge import Experiment, KnowledgeBase
@@ -240,7 +241,7 @@ def lines(project: ProjectDir = Path("."), kb: KbFile = None, as_json: AsJson = 
         table.add_column(name, justify="right" if name in ("experiments", "best") else "left")
     for row in rows:
         best = "—" if row["best_value"] is None else f"{row['best_value']:.4g}"
-        arrow = "↑" if row["direction"] == "maximize" else "↓"
+        arrow = Direction(row["direction"]).arrow
         table.add_row(
             row["name"],
             f"{row['metric']} {arrow}",

@@ -10,6 +10,7 @@ import typer
 
 from soma.cli import app
 from soma.cli._common import AsJson, ProjectDir, fail
+from soma.vocabulary import Direction
 
 study_app = typer.Typer(
     help="Hyperparameter studies (Optuna) over pipeline files.", no_args_is_help=True
@@ -27,7 +28,7 @@ Metric = Annotated[
         help="Built-in metric (accuracy, mse, ...) or a label for the file's metric().",
     ),
 ]
-Direction = Annotated[
+DirectionOption = Annotated[
     str | None,
     typer.Option("--direction", "-d", help="maximize or minimize (default: the metric's)."),
 ]
@@ -81,7 +82,7 @@ def _kb_path(project: Path, no_kb: bool) -> Path | None:
 def study_run(
     ref: Ref,
     metric: Metric = None,
-    direction: Direction = None,
+    direction: DirectionOption = None,
     trials: Annotated[
         int | None, typer.Option("--trials", "-n", min=1, help="Trials to add.")
     ] = None,
@@ -202,7 +203,7 @@ def study_list(project: ProjectDir = Path("."), as_json: AsJson = False) -> None
 def pbt_run(
     ref: Ref,
     metric: Metric = None,
-    direction: Direction = None,
+    direction: DirectionOption = None,
     population: Annotated[int, typer.Option("--population", min=2, help="Members.")] = 8,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Train/evaluate rounds.")] = 10,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps per round.")] = 1,
@@ -274,7 +275,7 @@ def print_trials(console: Any, result: Any, limit: int | None) -> None:
 
     from soma.study._result import params_text
 
-    sign = -1.0 if result.directions[0] == "maximize" else 1.0
+    sign = -Direction(result.directions[0]).sign  # best first
     order = sorted(
         result.trials,
         key=lambda t: (t.status != "ok", sign * (t.value if t.value is not None else 0), t.number),

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DIRECTIONS", "MetricFailed", "MetricSpec", "as_objective_value"]
+from soma.vocabulary import DIRECTIONS, Direction
 
-DIRECTIONS = ("maximize", "minimize")
+__all__ = ["DIRECTIONS", "MetricFailed", "MetricSpec", "as_objective_value"]
 
 
 class MetricFailed(Exception):
@@ -48,9 +48,12 @@ class MetricSpec:
     """
 
     name: str
-    direction: str  # "maximize" | "minimize"
+    direction: Direction  # a plain "maximize" / "minimize" is taken too
     fn: Callable[[Any, Any], float] | None
     source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "direction", Direction.parse(self.direction, "direction"))
 
     def __call__(self, y_true: Any, y_pred: Any) -> float:
         assert self.fn is not None, f"metric {self.name!r} has no function"
@@ -58,7 +61,7 @@ class MetricSpec:
 
     def better(self, a: float, b: float) -> bool:
         """True when ``a`` is strictly better than ``b`` in this metric's direction."""
-        return a > b if self.direction == "maximize" else a < b
+        return self.direction.better(a, b)
 
     def score(self, y_true: Any, y_pred: Any) -> float:
         """The metric on one prediction, as a finite float; MetricFailed otherwise."""

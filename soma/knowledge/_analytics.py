@@ -23,6 +23,7 @@ from soma.knowledge._records import (
     Trend,
     check_direction,
 )
+from soma.vocabulary import Direction
 
 __all__ = [
     "TREND_WINDOW",
@@ -42,7 +43,7 @@ TREND_WINDOW = 8
 
 
 def _better(a: float, b: float, direction: str) -> bool:
-    return a > b if direction == "maximize" else a < b
+    return Direction(direction).better(a, b)
 
 
 def scored(experiments: Sequence[Experiment], metric: str) -> list[Experiment]:
@@ -146,12 +147,11 @@ def classify_trend(
     >>> classify_trend([0.9, 0.91, 0.89, 0.9, 0.91, 0.9, 0.89, 0.9], "maximize")
     <Trend.PLATEAUED: 'plateaued'>
     """
-    check_direction(direction)
+    direction = check_direction(direction)
     y = np.asarray(values, dtype=float)
     if y.size < max(2, min_points) or not np.all(np.isfinite(y)):
         return Trend.UNKNOWN
-    if direction == "minimize":
-        y = -y
+    y = direction.sign * y  # oriented: higher is better
     sigma = noise_scale(y)
     recent = y[-max(2, min(window, y.size)) :]
     w = recent.size

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from soma.space import Choice, FloatRange, IntRange, SearchSpace
+from soma.vocabulary import Direction
 
 __all__ = ["binary_tournament", "explore", "perturb_value", "sample_value", "truncation"]
 
@@ -90,7 +91,7 @@ def truncation(
     checkpoint) is replaced; donors come from the top ``fraction`` of valid members only."""
     valid = [m for m, s in scores.items() if s is not None]
     failed = sorted(m for m, s in scores.items() if s is None)
-    sign = -1.0 if direction == "maximize" else 1.0
+    sign = -Direction(direction).sign  # best first
     ranked = sorted(valid, key=lambda m: (sign * scores[m], m))  # type: ignore[operator]
     cutoff = max(1, math.ceil(len(scores) * fraction))
     cutoff = min(cutoff, len(scores) // 2) if len(scores) >= 2 else 0

@@ -47,6 +47,7 @@ from soma.study._inputs import (
 )
 from soma.study._kb import StudyRecorder
 from soma.study._result import TrialRecord, params_text
+from soma.vocabulary import Direction
 
 if TYPE_CHECKING:
     from soma.cache import Cache
@@ -288,7 +289,7 @@ class PBT:
         started: float,
         started_at: datetime,
     ) -> PBTResult:
-        sign = -1.0 if self.metric.direction == "maximize" else 1.0
+        sign = -Direction(self.metric.direction).sign  # best first
         ranked = sorted(members, key=lambda m: (m.score is None, sign * (m.score or 0.0), m.id))
         ids: dict[int, str] = {}
         if self._recorder is not None:
@@ -361,10 +362,9 @@ def _round_summary(
     duration: float,
 ) -> RoundSummary:
     valid = [s for s in scores.values() if s is not None]
-    pick = max if direction == "maximize" else min
     return RoundSummary(
         round_no,
-        best=pick(valid) if valid else None,
+        best=Direction(direction).best(valid) if valid else None,
         mean=sum(valid) / len(valid) if valid else None,
         failed=len(scores) - len(valid),
         replaced=replaced,

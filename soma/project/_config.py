@@ -33,12 +33,13 @@ import posixpath
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from soma.errors import ProjectError
+from soma.vocabulary import Direction
 
 __all__ = [
     "CONFIG_FILE",
@@ -54,7 +55,8 @@ __all__ = [
 
 CONFIG_FILE = "soma.toml"
 
-Direction = Literal["maximize", "minimize"]
+# The core's Direction, accepted as its string although the config models are strict.
+DirectionField = Annotated[Direction, Strict(False)]
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -65,7 +67,7 @@ class MetricConfig(BaseModel):
     model_config = _STRICT
 
     name: str = Field(min_length=1, description="built-in metric name or FILE.py:FUNCTION")
-    direction: Direction | None = Field(
+    direction: DirectionField | None = Field(
         default=None, description="'maximize' or 'minimize'; built-ins know theirs"
     )
 

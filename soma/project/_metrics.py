@@ -13,18 +13,19 @@ from soma.errors import ProjectError
 from soma.experiments._metrics import MetricSpec
 from soma.project._config import CONFIG_FILE, MetricConfig, parse_ref, project_relative
 from soma.project._imports import describe_import_error, import_file, relative_path
+from soma.vocabulary import Direction
 
 __all__ = ["BUILTIN_METRICS", "MetricSpec", "resolve_metric"]
 
 #: name -> (sklearn.metrics function, keyword arguments, natural direction)
-BUILTIN_METRICS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "accuracy": ("accuracy_score", {}, "maximize"),
-    "balanced_accuracy": ("balanced_accuracy_score", {}, "maximize"),
-    "f1_macro": ("f1_score", {"average": "macro"}, "maximize"),
-    "r2": ("r2_score", {}, "maximize"),
-    "mse": ("mean_squared_error", {}, "minimize"),
-    "rmse": ("root_mean_squared_error", {}, "minimize"),
-    "mae": ("mean_absolute_error", {}, "minimize"),
+BUILTIN_METRICS: dict[str, tuple[str, dict[str, Any], Direction]] = {
+    "accuracy": ("accuracy_score", {}, Direction.MAXIMIZE),
+    "balanced_accuracy": ("balanced_accuracy_score", {}, Direction.MAXIMIZE),
+    "f1_macro": ("f1_score", {"average": "macro"}, Direction.MAXIMIZE),
+    "r2": ("r2_score", {}, Direction.MAXIMIZE),
+    "mse": ("mean_squared_error", {}, Direction.MINIMIZE),
+    "rmse": ("root_mean_squared_error", {}, Direction.MINIMIZE),
+    "mae": ("mean_absolute_error", {}, Direction.MINIMIZE),
 }
 
 
@@ -51,7 +52,7 @@ def resolve_metric(config: MetricConfig, root: Path, index: int) -> MetricSpec:
     if config.name in BUILTIN_METRICS:
         function, kwargs, natural = BUILTIN_METRICS[config.name]
         if config.direction is not None and config.direction != natural:
-            word = "higher" if natural == "maximize" else "lower"
+            word = "higher" if natural is Direction.MAXIMIZE else "lower"
             raise ProjectError(
                 f"{CONFIG_FILE}: {direction_key}: {config.name!r} is better when {word}; "
                 f"expected {natural!r}, got {config.direction!r}"

@@ -15,6 +15,7 @@ from soma.errors import ValidationError
 from soma.experiments._metrics import DIRECTIONS, MetricFailed, MetricSpec, as_objective_value
 from soma.experiments._splits import Splits, splits_from_data
 from soma.project._paths import ProjectPaths, project_paths
+from soma.vocabulary import Direction
 
 if TYPE_CHECKING:
     import optuna
@@ -42,10 +43,8 @@ __all__ = [
 ]
 
 
-def check_direction(value: Any, field: str = "direction") -> str:
-    if value not in DIRECTIONS:
-        raise ValidationError(field, f"expected 'maximize' or 'minimize', got {value!r}")
-    return str(value)
+def check_direction(value: Any, field: str = "direction") -> Direction:
+    return Direction.parse(value, field)
 
 
 def check_count(value: Any, field: str, *, minimum: int = 1, optional: bool = False) -> int | None:
@@ -82,7 +81,7 @@ def check_run_name(value: Any, kind: str) -> str:
 MetricDef = MetricSpec
 
 
-def _builtin_metric(name: str) -> tuple[Callable[[Any, Any], float], str] | None:
+def _builtin_metric(name: str) -> tuple[Callable[[Any, Any], float], Direction] | None:
     from soma.project import BUILTIN_METRICS, MetricConfig
     from soma.project._metrics import resolve_metric
 
@@ -145,7 +144,7 @@ def resolve_metrics(metric: Any, direction: Any, *, objective_mode: bool) -> lis
                 "with an objective, metric only names its values: expected a name or a list "
                 f"of names, got {metric!r}",
             )
-        directions = directions or ["maximize"] * len(names)
+        directions = directions or [Direction.MAXIMIZE] * len(names)
         if len(directions) != len(names):
             raise ValidationError(
                 "direction",
@@ -173,15 +172,17 @@ def resolve_metrics(metric: Any, direction: Any, *, objective_mode: bool) -> lis
         if natural is not None and given is not None and given != natural:
             raise ValidationError(
                 "direction" if len(entries) == 1 else f"direction[{i}]",
-                f"metric {name!r} is better when {'higher' if natural == 'maximize' else 'lower'}"
+                f"metric {name!r} is better when {'higher' if natural.sign > 0 else 'lower'}"
                 f"; expected {natural!r}, got {given!r}",
             )
-        result.append(MetricDef(name, given or natural or "maximize", fn))
+        result.append(MetricDef(name, given or natural or Direction.MAXIMIZE, fn))
     _check_unique([m.name for m in result])
     return result
 
 
-def _metric_callable(value: Any, field: str) -> tuple[Callable[[Any, Any], float], str | None]:
+def _metric_callable(
+    value: Any, field: str
+) -> tuple[Callable[[Any, Any], float], Direction | None]:
     if isinstance(value, str):
         found = _builtin_metric(value)
         if found is None:
@@ -195,7 +196,7 @@ def _metric_callable(value: Any, field: str) -> tuple[Callable[[Any, Any], float
     spec_fn = getattr(value, "fn", None)
     spec_direction = getattr(value, "direction", None)
     if callable(spec_fn) and spec_direction in DIRECTIONS:
-        return spec_fn, spec_direction
+        return spec_fn, Direction(spec_direction)
     if callable(value):
         return value, None
     raise ValidationError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from soma.errors import ProjectError, StudyError, ValidationError
+from soma.vocabulary import Direction
 from soma_tools._base import ProgressCallback
 from soma_tools._context import ToolContext
 from soma_tools._errors import ToolError
@@ -94,7 +95,7 @@ def _input_field(field: str) -> str:
 
 
 def _output(result: Any, line: str, metric: Any) -> RunStudyOutput:
-    sign = 1.0 if metric.direction == "maximize" else -1.0
+    sign = Direction(metric.direction).sign
     done = [t for t in result.trials if t.status == "ok" and t.value is not None]
     done.sort(key=lambda t: (-sign * t.value, t.number))
     best = result.best_trial
