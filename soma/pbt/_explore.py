@@ -107,7 +107,7 @@ def binary_tournament(
     other scored better, it is the donor. A member without a valid checkpoint always
     loses (to a valid opponent); nobody copies a failed member."""
     members = sorted(scores)
-    sign = -1.0 if direction == "maximize" else 1.0
+    sign = -Direction(direction).sign  # lower sign * score is better
     valid = [m for m in members if scores[m] is not None]
     donors: dict[int, int] = {}
     if len(members) < 2 or not valid:
