@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from soma._pyast import parse
 from soma.errors import ProjectError
 from soma_tools._context import ToolContext
 from soma_tools._errors import ToolError
@@ -128,7 +129,7 @@ def read_filter_source(ctx: ToolContext, inp: ReadFilterSourceInput) -> ReadFilt
 
 def _class_span(source: str, name: str) -> tuple[int | None, int | None]:
     try:
-        tree = ast.parse(source)
+        tree = parse(source)  # under the parser lock: tool calls run in worker threads
     except (SyntaxError, ValueError):
         return None, None
     for node in tree.body:

@@ -6,6 +6,8 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any
 
+from soma._pyast import parse
+
 __all__ = ["PipelineNode", "pipeline_nodes"]
 
 
@@ -35,7 +37,7 @@ def pipeline_nodes(spec: Any) -> PipelineNode:
     """
     if isinstance(spec, str):
         try:
-            tree = ast.parse(spec.strip(), mode="eval")
+            tree = parse(spec.strip(), mode="eval")  # the shared parser lock (soma._pyast)
         except SyntaxError:
             return PipelineNode(spec)
         return _from_ast(tree.body)
