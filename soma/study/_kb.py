@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +48,7 @@ class StudyRecorder:
         self.data = data
         self.ids: dict[int, str] = {}
         self._owned_path: Path | None = None
+        self._writer: _BackgroundWriter | None = None
         self._check_line()
 
     @classmethod
@@ -84,6 +87,21 @@ class StudyRecorder:
         finally:
             self.kb.close()
 
+    @contextlib.contextmanager
+    def background(self) -> Iterator[StudyRecorder]:
+        """Within this block :meth:`submit` hands experiments to a writer thread, which loads
+        the embedding model at once (while the first trial runs) and records in batches: the
+        knowledge base costs the study's trials neither model loading nor per-record writes.
+        Leaving the block waits for every write; the first failed write is raised."""
+        writer = _BackgroundWriter(self.kb)
+        self._writer = writer
+        try:
+            yield self
+        finally:
+            self._writer = None
+            writer.close()
+        writer.raise_error()
+
     def _existing_line(self) -> Any:
         try:
             return self.kb.get_line(self.line)
@@ -116,7 +134,25 @@ class StudyRecorder:
             return None
         return self.data.fingerprint  # the one recipe every tool records
 
-    def record(
+    def record(self, record: TrialRecord, **fields: Any) -> str:
+        """Record one trial now; its experiment id."""
+        experiment = self.experiment(record, **fields)
+        experiment_id = self.kb.record(experiment)
+        self.ids[record.number] = experiment_id
+        return experiment_id
+
+    def submit(self, record: TrialRecord, **fields: Any) -> str:
+        """Record one trial: in the background inside :meth:`background`, else now. Its id
+        is known at once (the experiment's own; idempotency keys are new per trial)."""
+        if self._writer is None:
+            return self.record(record, **fields)
+        self._writer.raise_error()  # a write that failed stops the study at the next trial
+        experiment = self.experiment(record, **fields)
+        self._writer.put(experiment)
+        self.ids[record.number] = str(experiment.id)
+        return str(experiment.id)
+
+    def experiment(
         self,
         record: TrialRecord,
         *,
@@ -129,13 +165,15 @@ class StudyRecorder:
         tags: list[str],
         origin_key: str | None = None,
         notes: str = "",
-    ) -> str:
-        from soma.knowledge import Experiment
+    ) -> Any:
+        """The knowledge-base experiment of one trial (every metric it computed)."""
+        from soma.knowledge import Experiment, new_experiment_id
         from soma.study._result import jsonable
 
         if not notes and record.status == "pruned" and record.pruned_step is not None:
             notes = f"pruned at step {record.pruned_step}"
         experiment = Experiment(
+            id=new_experiment_id(),  # known before the write, which may happen later
             name=f"{study_name} #{record.number}",
             line=self.line,
             pipeline_summary=summary,
@@ -158,6 +196,52 @@ class StudyRecorder:
             origin="study",
             idempotency_key=origin_key or f"study:{study_uid}:{record.number}",
         )
-        experiment_id = self.kb.record(experiment)
-        self.ids[record.number] = experiment_id
-        return experiment_id
+        return experiment
+
+
+class _BackgroundWriter:
+    """One thread that records queued experiments, as many per transaction as are waiting."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="soma-study-kb", daemon=True)
+        self._thread.start()
+
+    def put(self, experiment: Any) -> None:
+        self._queue.put(experiment)
+
+    def _loop(self) -> None:
+        try:
+            self.kb.embedder.embed(["warm-up"])  # the model loads now, beside the first trial
+        except Exception as exc:  # the first record reports it again, with its context
+            _log.debug("embedder warm-up failed: %s", exc)
+        done = False
+        while not done:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            done = batch[-1] is None
+            experiments = [e for e in batch if e is not None]
+            if experiments and self._error is None:
+                try:
+                    self.kb.record_many(experiments)
+                except BaseException as exc:
+                    self._error = exc
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            if isinstance(error, KnowledgeBaseError | ValidationError):
+                raise error
+            raise KnowledgeBaseError(
+                f"recording trials failed: {type(error).__name__}: {error}"
+            ) from error

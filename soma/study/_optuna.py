@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import ValidationError
-from soma.study._result import SOMA_ATTR
+from soma.study._tracking import read_trial_attrs, write_trial_attrs
 
 if TYPE_CHECKING:
     import optuna
@@ -139,8 +139,10 @@ def fail_on_interrupt(study: optuna.Study, trials: Any) -> Iterator[None]:
         if not isinstance(exc, Exception):
             for trial in list(trials):
                 with contextlib.suppress(Exception):
-                    trial.set_user_attr(
-                        SOMA_ATTR, {"error": f"interrupted: {exc!r}", "interrupted": True}
+                    write_trial_attrs(
+                        study,
+                        trial._trial_id,
+                        {"error": f"interrupted: {exc!r}", "interrupted": True},
                     )
                     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise
@@ -148,8 +150,7 @@ def fail_on_interrupt(study: optuna.Study, trials: Any) -> Iterator[None]:
 
 def is_interrupted(frozen: optuna.trial.FrozenTrial) -> bool:
     """A trial closed because its run was interrupted, not because its configuration failed."""
-    attrs = frozen.user_attrs.get(SOMA_ATTR) or {}
-    return frozen.state.name == "FAIL" and bool(attrs.get("interrupted"))
+    return frozen.state.name == "FAIL" and bool(read_trial_attrs(frozen).get("interrupted"))
 
 
 def _this_process() -> dict[str, Any]:
@@ -166,7 +167,8 @@ def _this_process() -> dict[str, Any]:
 def claim_trial(trial: optuna.Trial) -> None:
     """Mark ``trial`` as run by this process, so that if the process dies (kill -9, a
     crashed machine session) a later run on this host can close it (``close_orphans``)."""
-    trial.set_user_attr(OWNER_ATTR, _this_process())
+    # A system attribute: bookkeeping, not something to show in optuna-dashboard.
+    trial.study._storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, _this_process())
 
 
 def _owner_is_gone(owner: Any, here: dict[str, Any]) -> bool:
@@ -196,10 +198,10 @@ def close_orphans(study: optuna.Study) -> list[int]:
     here = _this_process()
     closed = []
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = frozen.user_attrs.get(OWNER_ATTR)
+        owner = frozen.system_attrs.get(OWNER_ATTR, frozen.user_attrs.get(OWNER_ATTR))
         if not _owner_is_gone(owner, here):
             continue
-        attrs = dict(frozen.user_attrs.get(SOMA_ATTR) or {})
+        attrs = read_trial_attrs(frozen)
         attrs.update(
             error=f"interrupted: the process running it (pid {owner['pid']}) ended "
             "before the trial finished",
@@ -208,7 +210,7 @@ def close_orphans(study: optuna.Study) -> list[int]:
         # Optuna has no public way to set an attribute on a trial by number; a
         # constructed Trial would run the sampler's before_trial hook on it.
         with contextlib.suppress(Exception):
-            study._storage.set_trial_user_attr(frozen._trial_id, SOMA_ATTR, attrs)
+            write_trial_attrs(study, frozen._trial_id, attrs)
         with contextlib.suppress(Exception):  # another run may close it at the same time
             study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
             closed.append(frozen.number)

@@ -1,8 +1,9 @@
 """What a study produced: one TrialRecord per trial and the StudyResult around them.
 
 Everything Soma adds to an Optuna trial (its Soma-level parameters, error, failing node,
-cache use, metric values) is kept in the trial's ``soma`` user attribute, so a result can
-be rebuilt from the storage alone (``load_result``), also for studies continued later.
+cache use, metric values) is kept in the trial's attributes (``soma.study._tracking``), so a
+result can be rebuilt from the storage alone (``load_result``), also for studies continued
+later.
 """
 
 from __future__ import annotations
@@ -237,7 +238,9 @@ def make_record(
 
 
 def record_from_frozen(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
-    attrs = dict(frozen.user_attrs.get(SOMA_ATTR, {}) or {})
+    from soma.study._tracking import read_trial_attrs
+
+    attrs = read_trial_attrs(frozen)
     if "error" not in attrs and frozen.system_attrs.get("fail_reason"):
         attrs["error"] = frozen.system_attrs["fail_reason"]
     if attrs.get("duration_s") is None and frozen.duration is not None:

@@ -51,15 +51,19 @@ from soma.study._optuna import (
     quiet_optuna,
 )
 from soma.study._result import (
-    SOMA_ATTR,
     StudyProgress,
     StudyResult,
     build_result,
-    jsonable,
     make_record,
 )
 from soma.study._space import SearchPlan, grid_point_key, plan_space
-from soma.study._tracking import BestTracker, CacheUsage, describe_error, notify
+from soma.study._tracking import (
+    BestTracker,
+    CacheUsage,
+    describe_error,
+    notify,
+    write_trial_attrs,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -116,7 +120,10 @@ class Study:
     ``.soma/optuna.sqlite``, else memory); the same ``name`` again continues the study.
     ``cache``: shared by every trial (default: the project's ``.soma/cache``, else memory).
     ``kb``: a KnowledgeBase (or its path): every trial becomes an experiment in ``line``
-    (default: the study's name).
+    (default: the study's name). ``record_metrics``: more metrics (e.g. a project's
+    ``metrics``) computed and recorded for every trial beside the objective(s).
+    ``lab``: a ``soma.cluster.Lab``: each trial is evaluated on one of its workers
+    (``n_jobs`` in flight; ask/tell and storage stay here; see ``soma.cluster._study``).
     """
 
     def __init__(
@@ -140,6 +147,8 @@ class Study:
         space: Mapping[str, Any] | None = None,
         cache: Cache | None = None,
         project: Any = None,
+        record_metrics: Sequence[Any] = (),
+        lab: Any = None,
     ) -> None:
         self.n_trials = check_count(n_trials, "n_trials", optional=True)
         self.n_jobs = check_count(n_jobs, "n_jobs")
@@ -161,6 +170,12 @@ class Study:
         self.objective = objective
         self.metrics = resolve_metrics(metric, direction, objective_mode=objective is not None)
         self.directions = tuple(m.direction for m in self.metrics)
+        # Computed and recorded for every trial beside the objective(s), as run_pipeline does.
+        self.extra_metrics = []
+        if record_metrics and objective is None:
+            names = {m.name for m in self.metrics}
+            extra = resolve_metrics(list(record_metrics), None, objective_mode=False)
+            self.extra_metrics = [m for m in extra if m.name not in names]
         if len(self.directions) > 1 and self._pruner_spec is not None:
             raise ValidationError(
                 "pruner",
@@ -171,6 +186,7 @@ class Study:
         if objective is None and data is None:
             raise ValidationError("data", "expected (x_train, y_train, x_valid, y_valid) or (x, y)")
         self._paths = resolve_project(project)
+        self.lab = _check_lab(lab, self._pruner_spec)
         if cache is not None:
             resolve_cache(cache, None)  # type check only; folders are made last
         self.graph = resolve_graph(graph, None)
@@ -213,7 +229,11 @@ class Study:
     def run(self, progress: Callable[[StudyProgress], Any] | None = None) -> StudyResult:
         """Run the trials; StudyError when every trial of this run failed."""
         started = time.perf_counter()
-        recording = self._recorder.session() if self._recorder else contextlib.nullcontext()
+        recording = contextlib.ExitStack()
+        if self._recorder is not None:
+            recording.enter_context(self._recorder.session())
+            # Records are written beside the trials, never inside a trial's timing.
+            recording.enter_context(self._recorder.background())
         with quiet_optuna(), recording:
             study = self._open()
             planned = self._plan_trials(study)
@@ -234,7 +254,7 @@ class Study:
                 )
                 try:
                     if self._recorder is not None:
-                        experiment_id = self._recorder.record(
+                        experiment_id = self._recorder.submit(
                             record,
                             study_name=self.name,
                             study_uid=uid,
@@ -252,6 +272,7 @@ class Study:
                 tracker.update(record)
                 if progress is not None:
                     notify(progress, StudyProgress(len(new), planned, tracker.best, record))
+            recording.close()  # every experiment written before the result is built
             result = build_result(
                 study,
                 tuple(m.name for m in self.metrics),
@@ -408,8 +429,7 @@ class Study:
                 outcome.graph_params = graph.params
             if self.objective is not None:  # the objective runs the graph: listen in
                 graph.on_event(usage.on_event)
-            values = self._evaluate(graph, usage)
-            attrs["metrics"] = {m.name: v for m, v in zip(self.metrics, values, strict=True)}
+            values, attrs["metrics"] = self._evaluate(graph, usage)
             outcome.state, outcome.values = "COMPLETE", values
         except Exception as exc:
             pruned = find_cause(exc, Pruned)
@@ -423,24 +443,34 @@ class Study:
         outcome.intermediate = dict(ctx.intermediate)
         if ctx.intermediate and len(self.directions) > 1:  # Optuna keeps them otherwise
             attrs["intermediate"] = {str(k): v for k, v in sorted(ctx.intermediate.items())}
+        if self.lab is not None:
+            from soma.cluster._study import last_worker
+
+            attrs["worker"] = last_worker()
         attrs.update(usage.as_attrs(), duration_s=time.perf_counter() - t0)
         outcome.finished = datetime.now()
         return outcome
 
-    def _evaluate(self, graph: Graph, usage: CacheUsage) -> list[float]:
+    def _evaluate(self, graph: Graph, usage: CacheUsage) -> tuple[list[float], dict[str, float]]:
+        """The objective values, and every metric computed by name."""
         if self.objective is not None:
-            raw = self.objective(graph)
+            raw = self._remote("objective", graph) if self.lab else self.objective(graph)
             values = list(raw) if isinstance(raw, list | tuple) else [raw]
             if len(values) != len(self.metrics):
                 raise MetricFailed(
                     "objective",
                     f"objective returned {len(values)} value(s), expected {len(self.metrics)}",
                 )
-            return [as_objective_value(v, "objective") for v in values]
+            values = [as_objective_value(v, "objective") for v in values]
+            return values, {m.name: v for m, v in zip(self.metrics, values, strict=True)}
         assert self.data is not None
         # Run reports instead of events: a graph without listeners emits nothing.
         try:
-            evaluation = evaluate(graph, self.data, self.metrics)
+            metrics = [*self.metrics, *self.extra_metrics]
+            if self.lab is not None:
+                evaluation = self._remote("evaluate", graph, metrics)
+            else:
+                evaluation = evaluate(graph, self.data, metrics)
         except EvaluationError as exc:
             for report in exc.reports:
                 usage.add_report(report)
@@ -448,12 +478,23 @@ class Study:
             raise exc.cause from exc.cause.__cause__
         for report in evaluation.reports:
             usage.add_report(report)
-        return [evaluation.metrics[m.name] for m in self.metrics]
+        return [evaluation.metrics[m.name] for m in self.metrics], dict(evaluation.metrics)
+
+    def _remote(self, kind: str, graph: Graph, metrics: Any = None) -> Any:
+        """The trial's evaluation (or objective) as a job on a worker of ``self.lab``."""
+        from soma.cluster._study import evaluate_remote, objective_remote
+        from soma.study._intermediate import current_trial
+
+        info = current_trial()
+        what = f"trial {info.number if info else '?'} of study {self.name!r}"
+        if kind == "objective":
+            return objective_remote(self.lab, self.objective, graph, what)
+        return evaluate_remote(self.lab, graph, self.data, metrics, what)
 
     def _finish(self, study: optuna.Study, trial: optuna.Trial, outcome: _Outcome) -> None:
         from optuna.trial import TrialState
 
-        trial.set_user_attr(SOMA_ATTR, jsonable(outcome.attrs))
+        write_trial_attrs(study, trial._trial_id, outcome.attrs)
         values = outcome.values if outcome.state == "COMPLETE" else None
         state = None if outcome.state == "COMPLETE" else TrialState[outcome.state]
         tell = private_tell()
@@ -461,3 +502,19 @@ class Study:
             study.tell(trial, values, state=state)
         else:  # what Study.optimize calls: tell() would also deep-copy the finished trial
             tell(study, trial, values, state)
+
+
+def _check_lab(lab: Any, pruner: Any) -> Any:
+    if lab is None:
+        return None
+    from soma.cluster.lab import Lab
+
+    if not isinstance(lab, Lab):
+        raise ValidationError("lab", f"expected a soma.cluster.Lab or None, got {lab!r}")
+    if pruner is not None:
+        raise ValidationError(
+            "pruner",
+            "trials on a cluster run on workers, where soma.study.report cannot reach the "
+            "pruner: give pruner=None with lab=",
+        )
+    return lab

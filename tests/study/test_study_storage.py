@@ -29,7 +29,7 @@ def test_same_name_continues_the_study(tmp_path):
     # What optuna-dashboard sees: a plain Optuna study in that SQLite file.
     stored = optuna.load_study(study_name="quad", storage=f"sqlite:///{db}")
     assert len(stored.trials) == 7 and stored.metric_names == ["predicted_value"]
-    assert stored.trials[0].user_attrs["soma"]["params"] == first.trials[0].params
+    assert stored.trials[0].system_attrs["soma"]["params"] == first.trials[0].params
 
 
 def test_regression_continuing_with_the_same_seed_explores_new_points(tmp_path):
