@@ -62,10 +62,19 @@ def test_report_is_traceable_and_has_its_plot(tmp_path: Path) -> None:
     assert "C 1 → 10" in cp_line
     # The failure and its reason (last line of the error).
     assert f"| `{ids[-1]}` |" in md and "n_components=99 > n_features" in md
-    # Each table row with a number names the experiment it came from.
-    for row in md.split("## Summary")[1].split("## Best")[0].splitlines()[4:]:
-        if re.search(r"\d\.\d", row):
-            assert re.search(r"`exp-[0-9a-z]{16}`", row), row
+    # One summary row per experiment, in order, each naming it; a row with a value names the
+    # experiment its "best so far" came from, a failed one has neither.
+    summary = md.split("## Summary")[1].split("## Best")[0]
+    rows = [r for r in summary.splitlines() if r.startswith("| ") and not r.startswith("| # ")]
+    assert len(rows) == len(ids)
+    for row, exp_id in zip(rows, ids, strict=True):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == f"`{exp_id}`", row
+        if cells[3] == "ok":
+            assert re.fullmatch(r"\d\.\d+", cells[4]), row
+            assert re.fullmatch(r"\d\.\d+ \(exp-[0-9a-z]{16}\)", cells[5]), row
+        else:
+            assert cells[3:6] == ["failed", "—", "—"], row
 
 
 _EXP_ID = re.compile(r"exp-[0-9a-z]{16}")

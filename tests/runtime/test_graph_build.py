@@ -9,7 +9,7 @@ import pytest
 from runtime_filters import Add, Center, Gather, Keyed, Mul, Pair
 
 from soma import Branch, Filter, Graph, GraphError, GraphWarning, Loop, ParamError
-from soma.plan import Cached, Execute, Parallel, Sequence
+from soma.plan import KEYED, POSITIONAL, SINGLE, VARIADIC, Cached, Execute, Parallel, Sequence
 
 
 class HTTPLoader(Filter):
@@ -87,9 +87,23 @@ def test_fan_in_size_must_match_forward_signature(build, message):
 
 
 def test_fan_in_modes_are_accepted():
-    Graph.somatize((Add() | Mul()) >> Pair())  # exactly two
-    Graph.somatize((Add() | Mul() | Add()) >> Keyed())  # one parameter: a dict
-    Graph.somatize((Add() | Mul() | Add()) >> Gather())  # *inputs: any number
+    # The compiler picks how predecessor outputs reach forward; check the mode it chose and
+    # what the node then receives.
+    cases = [
+        ((Add() | Mul()) >> Pair(), "pair", POSITIONAL, (4.0, 6.0)),  # exactly two
+        (
+            (Add() | Mul() | Add()) >> Keyed(),
+            "keyed",
+            KEYED,
+            {"add": 4.0, "mul": 6.0, "add_2": 4.0},
+        ),
+        ((Add() | Mul() | Add()) >> Gather(), "gather", VARIADIC, [4.0, 6.0, 4.0]),  # *inputs
+        (Add() >> Mul(), "mul", SINGLE, 8.0),
+    ]
+    for expr, sink, mode, output in cases:
+        g = Graph.somatize(expr)
+        assert g.compile().nodes[sink].mode == mode, sink
+        assert g.forward(3.0) == output, sink
 
 
 def test_precedence_pitfall_warns_and_explains():
