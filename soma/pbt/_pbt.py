@@ -2,8 +2,10 @@
 
 Everything upstream of the iterative node is fitted once (through the runtime and its
 cache); then each round every member trains ``steps`` more steps from its own checkpoint
-and is scored on the validation data. Between rounds the bottom ``fraction`` copies the
-state and hyperparameters of a member drawn from the top ``fraction`` (exploit; or, with
+and is scored on the validation data, also through the runtime
+(``soma.experiments.evaluate`` of the node alone, see ``_workers``: cache, events,
+ExecutionError). Between rounds the bottom ``fraction`` copies the state and
+hyperparameters of a member drawn from the top ``fraction`` (exploit; or, with
 ``exploit="binary_tournament"``, each member that loses to a random rival copies it) and moves
 its hyperparameters (explore: x0.8 / x1.2, or a fresh draw with ``resample_probability``,
 always inside the declared bounds). Members run in a local process pool.
@@ -72,6 +74,7 @@ class _Live:
     fresh: bool = True
     score: float | None = None
     error: str | None = None
+    failure: BaseException | None = None  # the error behind ``error`` (ExecutionError, ...)
     history: list[ScheduleStep] = field(default_factory=list)
     train_s: float = 0.0
 
@@ -191,13 +194,14 @@ class PBT:
                 outcomes = executor.run(tasks, self.steps)
                 for m, outcome in zip(members, outcomes, strict=True):
                     m.state, m.score, m.error = outcome.state, outcome.score, outcome.error
+                    m.failure = outcome.failure
                     m.fresh, m.train_s = False, m.train_s + outcome.duration_s
                 scores = {m.id: m.score for m in members}
                 if all(s is None for s in scores.values()):
                     errors = "; ".join(f"member {m.id}: {m.error}" for m in members[:3])
                     raise StudyError(
                         f"PBT {self.name!r} round {round_no}: every evaluation failed ({errors})"
-                    )
+                    ) from members[0].failure  # e.g. the ExecutionError naming the node
                 replaced = 0
                 if round_no < self.rounds - 1:
                     replaced = self._exploit_explore(members, scores, round_no, rng, lineage)
@@ -231,7 +235,21 @@ class PBT:
             ) from exc
         if len(probe.leaves) > 1:
             train_in, valid_in = train_in[self.node], valid_in[self.node]
-        return MemberContext(self.node, train_in, d.y_train, valid_in, d.y_valid, self.metric)
+        cache = self._base.cache
+        context = MemberContext(
+            self.node,
+            train_in,
+            d.y_train,
+            valid_in,
+            d.y_valid,
+            self.metric,
+            cache_path=getattr(cache, "path", None),
+            cache_memory_items=getattr(cache, "memory_items", 256),
+        )
+        # Members fit through the executor on the PBT's own cache (worker processes open
+        # theirs on the same folder).
+        context.open_cache(cache)
+        return context
 
     def _filter(self, base: Filter, params: dict[str, Any]) -> Filter:
         return base.with_params(**{k.split(".", 1)[1]: v for k, v in params.items()})

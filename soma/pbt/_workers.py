@@ -1,12 +1,22 @@
 """Training and evaluating one PBT member, in this process or in a worker process.
 
-The data (the iterative node's inputs on the training and validation data) and the metric
-travel once per worker, through the pool's initializer; each task then carries only the
-member's filter and state, cloudpickled (so states holding lambdas or closures travel too).
+A member's round is an ordinary evaluation (:func:`soma.experiments.evaluate`) of a one-node
+graph: the iterative node on its precomputed inputs, fitted by :class:`StepsFrom` (the
+member's checkpoint, ``partial_fit`` for ``steps`` more steps), so it goes through the
+executor like any other fit: the graph's cache (keyed by the node's parameters, its inputs
+and the starting checkpoint; a member whose configuration repeats is served from it), run
+events, and a failing node reported as an :class:`~soma.errors.ExecutionError` naming it.
+
+The data (the iterative node's inputs on the training and validation data), the metric and
+how to open the cache travel once per worker, through the pool's initializer; each task
+then carries only the member's filter and state, cloudpickled (so states holding lambdas or
+closures travel too).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.machinery
 import logging
 import multiprocessing
@@ -14,12 +24,19 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
 
+from soma.cache import Cache
+from soma.cache.keys import value_key
+from soma.experiments import EvaluationError, Splits, evaluate
 from soma.filter import Filter
-from soma.study._inputs import MetricDef, MetricFailed
+from soma.fingerprint import combine
+from soma.graph import Graph
+from soma.study._inputs import MetricDef
+from soma.training import FitCall, TrainingStrategy
 
 _log = logging.getLogger("soma.pbt")
 
@@ -27,6 +44,7 @@ __all__ = [
     "MemberContext",
     "MemberExecutor",
     "MemberOutcome",
+    "StepsFrom",
     "init_worker",
     "pickle_by_value_if_needed",
     "run_member",
@@ -41,6 +59,28 @@ class MemberContext:
     x_valid: Any
     y_valid: Any
     metric: MetricDef
+    # How members open the cache: a Cache does not travel to worker processes (it holds a
+    # lock), so each process opens its own on the same folder (None: memory only).
+    cache_path: Path | None = None
+    cache_memory_items: int = 256
+
+    def __post_init__(self) -> None:
+        self.splits = Splits((self.x_train, self.y_train), (self.x_valid, self.y_valid))
+        self.cache: Cache | None = None
+
+    def open_cache(self, cache: Cache | None = None) -> None:
+        """Use ``cache`` (this process's, shared with the PBT's graph) or open one."""
+        self.cache = cache or Cache(self.cache_path, memory_items=self.cache_memory_items)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("cache", None)
+        state.pop("splits", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
 
 @dataclass
@@ -49,32 +89,62 @@ class MemberOutcome:
     score: float | None
     error: str | None
     duration_s: float
+    failure: BaseException | None = None  # the ExecutionError / MetricFailed behind error
+    cache_hits: int = 0
 
 
-def run_member(ctx: MemberContext, flt: Any, state: Any, steps: int, fresh: bool) -> MemberOutcome:
-    started = time.perf_counter()
-    phase = "init_state"
-    try:
-        if fresh:
-            state = flt.init_state(ctx.x_train, ctx.y_train)
-        phase = "partial_fit"
-        state = flt.partial_fit(ctx.x_train, ctx.y_train, state, steps)
+class StepsFrom(TrainingStrategy):
+    """Fits a step-protocol node from a checkpoint: ``init_state`` when ``fresh``, then
+    ``partial_fit`` for ``steps`` steps.
+
+    Its cache token names the starting checkpoint (by content) and the step count, so a
+    fitted state is shared exactly by members that start from the same checkpoint with the
+    same hyperparameters (the node's own parameters are in the key already).
+    """
+
+    def __init__(self, start: Any, fresh: bool, steps: int) -> None:
+        self.start, self.fresh, self.steps = start, fresh, steps
+        self._token = combine("pbt-steps", str(steps), "fresh" if fresh else value_key(start))
+
+    def cache_token(self) -> str | None:
+        return self._token
+
+    def describe(self) -> str:
+        return f"StepsFrom({'fresh' if self.fresh else 'checkpoint'}, steps={self.steps})"
+
+    def fit(self, call: FitCall) -> Any:
+        flt, args = call.filter, call.args
+        # A copy: partial_fit may update the state in place, and the checkpoint it starts
+        # from is also a donor's state or a cache entry.
+        state = flt.init_state(*args, call.y) if self.fresh else copy.deepcopy(self.start)
+        state = flt.partial_fit(*args, call.y, state, self.steps)
         if state is None:
             # A None state is no checkpoint: nothing could be copied to other members, and
             # the next round would silently start this member over.
             raise TypeError(
                 f"{type(flt).__name__}.partial_fit returned None; it must return the new state"
             )
-        phase = "forward"
-        prediction = flt.forward(ctx.x_valid, state)
-        phase = "metric"
-        score = ctx.metric.score(ctx.y_valid, prediction)
-    except MetricFailed as exc:
-        return MemberOutcome(None, None, str(exc), time.perf_counter() - started)
-    except Exception as exc:
-        error = f"node {ctx.node!r} failed during {phase}: {type(exc).__name__}: {exc}"
-        return MemberOutcome(None, None, error, time.perf_counter() - started)
-    return MemberOutcome(state, score, None, time.perf_counter() - started)
+        return state
+
+
+def run_member(ctx: MemberContext, flt: Any, state: Any, steps: int, fresh: bool) -> MemberOutcome:
+    started = time.perf_counter()
+    graph = Graph(cache=ctx.cache, strategy=StepsFrom(state, fresh, steps))
+    graph.node(flt, ctx.node)
+    try:
+        run = evaluate(graph, ctx.splits, [ctx.metric])
+    except EvaluationError as exc:
+        # The cause says it all: a MetricFailed names the metric, an ExecutionError the
+        # node and the phase (fit: init_state / partial_fit; forward) it failed in.
+        cause = exc.cause
+        return MemberOutcome(None, None, str(cause), time.perf_counter() - started, cause)
+    return MemberOutcome(
+        graph.states[ctx.node],
+        run.value,
+        None,
+        time.perf_counter() - started,
+        cache_hits=run.cache_hits,
+    )
 
 
 # -- worker processes ---------------------------------------------------------------------
@@ -85,6 +155,7 @@ _CONTEXT: MemberContext | None = None
 def init_worker(payload: bytes) -> None:
     global _CONTEXT
     _CONTEXT = cloudpickle.loads(payload)
+    _CONTEXT.open_cache()
 
 
 def run_member_task(filter_bytes: bytes, state_bytes: bytes | None, steps: int) -> bytes:
@@ -97,6 +168,10 @@ def run_member_task(filter_bytes: bytes, state_bytes: bytes | None, steps: int) 
     try:
         return cloudpickle.dumps(outcome)
     except Exception as exc:  # a state that cannot travel back is this member's failure
+        if outcome.failure is not None:  # the error itself did not pickle: keep its text
+            outcome.failure = None
+            with contextlib.suppress(Exception):
+                return cloudpickle.dumps(outcome)
         error = f"node {_CONTEXT.node!r}: its state cannot be pickled: {type(exc).__name__}: {exc}"
         return cloudpickle.dumps(MemberOutcome(None, None, error, outcome.duration_s))
 
