@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
-    pass
+    from rich.console import Console
 
-__all__ = ["AsJson", "ProjectDir", "check_embedder", "fail", "state_paths"]
+__all__ = ["AsJson", "ProjectDir", "check_embedder", "console", "fail", "state_paths"]
+
+#: Output that is not a terminal (a log, CI, a pipe) gets this width: lines are never cut at
+#: rich's default 80 columns, so a message stays one line and a printed path can be copied.
+PIPE_WIDTH = 4096
 
 ProjectDir = Annotated[
     Path,
@@ -19,13 +24,24 @@ ProjectDir = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
+def console(*, stderr: bool = False) -> Console:
+    """A rich Console for command output: text is soft-wrapped (the terminal wraps it, rich
+    inserts no newlines), and when the output is not a terminal nothing is cut to a width
+    (``COLUMNS`` still wins where it is set)."""
+    from rich.console import Console
+
+    out = Console(stderr=stderr, soft_wrap=True)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = PIPE_WIDTH
+    return out
+
+
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` on stderr; ``raise fail(...)`` exits with status 1."""
-    from rich.console import Console
     from rich.markup import escape
 
     # Escaped: messages quote TOML sections such as "[paths] kb", which rich would eat.
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(1)
 
 

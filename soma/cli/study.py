@@ -1,15 +1,17 @@
-"""``soma study run|show|list`` and ``soma pbt run``: searches over pipeline files."""
+"""``soma study run|show|list`` and ``soma pbt run``: searches over pipeline files, or over
+a spec on the project's own data, filters and metrics."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from soma.cli import app
-from soma.cli._common import AsJson, ProjectDir, fail
+from soma.cli._common import AsJson, ProjectDir, check_embedder, console, fail
 from soma.vocabulary import Direction
 
 study_app = typer.Typer(
@@ -20,6 +22,15 @@ app.add_typer(study_app, name="study")
 app.add_typer(pbt_app, name="pbt")
 
 Ref = Annotated[str, typer.Argument(help="Pipeline file, FILE.py or FILE.py:NAME.")]
+StudyRef = Annotated[
+    str,
+    typer.Argument(
+        help="A pipeline file (FILE.py or FILE.py:NAME), or a spec over the project's filters "
+        "such as 'StandardScale() >> SVC()': then the study uses the project's data, metrics "
+        "and research line."
+    ),
+]
+_PIPELINE_FILE = re.compile(r"[^\s()|>{}]+\.py(:[A-Za-z_]\w*)?")
 Metric = Annotated[
     str | None,
     typer.Option(
@@ -40,6 +51,50 @@ Name = Annotated[
 NoKb = Annotated[
     bool, typer.Option("--no-kb", help="Do not record experiments in the project's KB.")
 ]
+Embedder = Annotated[
+    str,
+    typer.Option(
+        "--embedder",
+        help="How the KB embeds experiments: default (all-MiniLM-L6-v2) or hashing (fast, "
+        "lexical).",
+    ),
+]
+
+
+def is_pipeline_file(ref: str) -> bool:
+    """Whether ``ref`` names a pipeline file (else it is a spec over the project's filters).
+
+    >>> is_pipeline_file("pipe.py:main"), is_pipeline_file("StandardScale() >> SVC()")
+    (True, False)
+    """
+    return _PIPELINE_FILE.fullmatch(ref.strip()) is not None
+
+
+def _load_spec(
+    spec: str, project_dir: Path, metric: str | None, direction: str | None
+) -> tuple[Any, Any, Any, list[Any]]:
+    """The project, the spec's graph, its splits and its metrics (the objective first)."""
+    from soma.errors import ValidationError
+    from soma.experiments import build_graph
+    from soma.project import load_project
+
+    project = load_project(project_dir)
+    graph = build_graph(spec, project=project)
+    metrics = list(project.metrics)
+    if metric is not None:
+        chosen = [m for m in metrics if m.name == metric]
+        if not chosen:
+            known = ", ".join(m.name for m in metrics)
+            raise ValidationError(
+                "--metric", f"the project computes no metric {metric!r} (soma.toml: {known})"
+            )
+        metrics = chosen + [m for m in metrics if m.name != metric]
+    if direction is not None and Direction.parse(direction, "--direction") != metrics[0].direction:
+        raise ValidationError(
+            "--direction",
+            f"soma.toml says {metrics[0].name} is {metrics[0].direction}d, got {direction!r}",
+        )
+    return project, graph, project.load_data(), metrics
 
 
 def _load(ref: str, metric: str | None, direction: str | None) -> tuple[Any, Any, Any, str | None]:
@@ -80,7 +135,7 @@ def _kb_path(project: Path, no_kb: bool) -> Path | None:
 
 @study_app.command("run")
 def study_run(
-    ref: Ref,
+    ref: StudyRef,
     metric: Metric = None,
     direction: DirectionOption = None,
     trials: Annotated[
@@ -96,56 +151,78 @@ def study_run(
     seed: Seed = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Trials run at once.")] = 1,
     name: Name = None,
+    line: Annotated[
+        str | None,
+        typer.Option(
+            "--line", help="Research line of a spec's trials (default: the project's name)."
+        ),
+    ] = None,
     project: ProjectDir = Path("."),
     no_kb: NoKb = False,
+    embedder: Embedder = "default",
     as_json: AsJson = False,
 ) -> None:
-    """Search the pipeline's declared hyperparameters; trials land in PROJECT/.soma/."""
-    from rich.console import Console
-
+    """Search the declared hyperparameters of a pipeline file, or of a spec over the
+    project's data; trials land in PROJECT/.soma/."""
     from soma.errors import SomaError, StudyError
     from soma.study import Study
 
-    console = Console(stderr=as_json)
+    check_embedder(embedder)
+    out = console(stderr=as_json)
+    kb = None
     try:
-        pipeline, data, metric_spec, direction = _load(ref, metric, direction)
         if trials is None and timeout is None and sampler != "grid":
             trials = 20
-        study = Study(
-            pipeline.graph_factory,
-            data=data,
-            metric=metric_spec,
-            direction=direction,
-            sampler=sampler,
-            pruner=pruner,
-            n_trials=trials,
-            timeout=timeout,
-            seed=seed,
-            n_jobs=jobs,
-            name=name or f"{pipeline.path.stem}-{pipeline.name}",
-            project=project,
-            kb=_kb_path(project, no_kb),
-        )
+        options: dict[str, Any] = {
+            "sampler": sampler, "pruner": pruner, "n_trials": trials, "timeout": timeout,
+            "seed": seed, "n_jobs": jobs,
+        }  # fmt: skip
+        if is_pipeline_file(ref):
+            pipeline, data, metric_spec, direction = _load(ref, metric, direction)
+            kb = _open_kb(project, no_kb, embedder)
+            study = Study(
+                pipeline.graph_factory, data=data, metric=metric_spec, direction=direction,
+                name=name or f"{pipeline.path.stem}-{pipeline.name}", project=project, kb=kb,
+                line=line, **options,
+            )  # fmt: skip
+        else:
+            loaded, graph, splits, metrics = _load_spec(ref, project, metric, direction)
+            kb = _open_kb(project, no_kb, embedder)
+            study = Study(
+                graph, data=splits, metric=metrics[0], name=name, project=loaded, kb=kb,
+                line=line or loaded.name, record_metrics=metrics, **options,
+            )  # fmt: skip
+        out.print(f"[bold]study {study.name}[/]  {study.graph.summary()}", highlight=False)
+        for key, text in study.space.items():
+            out.print(f"  {key}: {text}", highlight=False)
+        try:
+            with _TrialProgress(out, study.name) as bar:
+                result = study.run(progress=bar.update)
+        except StudyError as exc:
+            partial = getattr(exc, "result", None)
+            if partial is not None and not as_json:
+                print_trials(out, partial, limit=10)
+            raise fail(str(exc)) from None
     except SomaError as exc:
         raise fail(str(exc)) from None
-    console.print(f"[bold]study {study.name}[/]  {study.graph.summary()}")
-    for key, text in study.space.items():
-        console.print(f"  {key}: {text}", highlight=False)
-    try:
-        with _TrialProgress(console, study.name) as bar:
-            result = study.run(progress=bar.update)
-    except StudyError as exc:
-        partial = getattr(exc, "result", None)
-        if partial is not None and not as_json:
-            print_trials(console, partial, limit=10)
-        raise fail(str(exc)) from None
-    except SomaError as exc:
-        raise fail(str(exc)) from None
+    finally:
+        if kb is not None:
+            kb.close()
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
-    print_trials(console, result, limit=10)
-    print_summary(console, result)
+    print_trials(out, result, limit=10)
+    print_summary(out, result)
+
+
+def _open_kb(project: Path, no_kb: bool, embedder: str) -> Any:
+    """The project's knowledge base with the chosen embedder, or None with ``--no-kb``."""
+    if no_kb:
+        return None
+    from soma.knowledge import KnowledgeBase
+
+    path = _kb_path(project, no_kb)
+    return KnowledgeBase(path, embedder=embedder)
 
 
 @study_app.command("show")
@@ -156,8 +233,6 @@ def study_show(
     as_json: AsJson = False,
 ) -> None:
     """Show a stored study: best trial, counts, and its trials best first."""
-    from rich.console import Console
-
     from soma.errors import SomaError
     from soma.study import load_result
 
@@ -168,15 +243,14 @@ def study_show(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
-    console = Console()
-    print_trials(console, result, limit=limit or None)
-    print_summary(console, result)
+    out = console()
+    print_trials(out, result, limit=limit or None)
+    print_summary(out, result)
 
 
 @study_app.command("list")
 def study_list(project: ProjectDir = Path("."), as_json: AsJson = False) -> None:
     """List the studies stored in the project."""
-    from rich.console import Console
     from rich.table import Table
 
     from soma.errors import SomaError
@@ -196,7 +270,7 @@ def study_list(project: ProjectDir = Path("."), as_json: AsJson = False) -> None
         best = "-" if s["best_value"] is None else f"{s['best_value']:.6g}"
         started = s["started"].strftime("%Y-%m-%d %H:%M") if s["started"] else "-"
         table.add_row(s["name"], ", ".join(s["directions"]), str(s["n_trials"]), best, started)
-    Console().print(table)
+    console().print(table)
 
 
 @pbt_app.command("run")
@@ -224,12 +298,10 @@ def pbt_run(
     as_json: AsJson = False,
 ) -> None:
     """Population-Based Training of the pipeline's iterative (last) node."""
-    from rich.console import Console
-
     from soma.errors import SomaError
     from soma.pbt import PBT
 
-    console = Console(stderr=as_json)
+    out = console(stderr=as_json)
     try:
         pipeline, data, metric_spec, direction = _load(ref, metric, direction)
         pbt = PBT(
@@ -251,16 +323,16 @@ def pbt_run(
         )
     except SomaError as exc:
         raise fail(str(exc)) from None
-    console.print(f"[bold]PBT {pbt.name}[/]  {pbt.graph.summary()}  (node {pbt.node})")
+    out.print(f"[bold]PBT {pbt.name}[/]  {pbt.graph.summary()}  (node {pbt.node})")
     try:
-        with _RoundProgress(console, rounds) as bar:
+        with _RoundProgress(out, rounds) as bar:
             result = pbt.run(progress=bar.update)
     except SomaError as exc:
         raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
-    print_population(console, result)
+    print_population(out, result)
 
 
 # -- rendering ----------------------------------------------------------------------------
@@ -367,13 +439,22 @@ class _TrialProgress:
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
 
+    best_number: int | None = None
+
     def update(self, event: Any) -> None:
+        trial = event.trial
+        if trial.status == "ok" and trial.value is not None and trial.value == event.best_value:
+            self.best_number = trial.number
+        # The best value names its own trial; the last trial is labelled as such.
+        best = _value(event.best_value)
+        if self.best_number is not None and event.best_value is not None:
+            best = f"{best} (#{self.best_number})"
         self.progress.update(
             self.task,
             total=event.total,
             completed=event.done,
-            best=_value(event.best_value),
-            last=f"#{event.trial.number} {event.trial.status}",
+            best=best,
+            last=f"· last #{trial.number} {trial.status}",
         )
 
 

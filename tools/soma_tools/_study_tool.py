@@ -66,6 +66,7 @@ def run_study(
             space=space,
             cache=ctx.cache,
             project=ctx.project,
+            record_metrics=ctx.project.metrics,  # every declared metric, as run_pipeline
         )
     except ValidationError as exc:
         raise ToolError(str(exc).split(": ", 1)[-1], field=_input_field(exc.field)) from None
