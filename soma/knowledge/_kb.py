@@ -232,8 +232,13 @@ class KnowledgeBase:
         """
         return self.record_many([experiment])[0]
 
-    def record_many(self, experiments: Iterable[Experiment | Mapping[str, Any]]) -> list[str]:
-        """Record several experiments in one transaction, embedding their texts in one batch."""
+    def record_many(
+        self, experiments: Iterable[Experiment | Mapping[str, Any]], *, embed: bool = True
+    ) -> list[str]:
+        """Record several experiments in one transaction, embedding their texts in one batch.
+
+        ``embed=False`` stores no vectors: the first semantic query embeds them (as it does
+        for rows another embedder wrote), so a writer need not wait for a model to load."""
         lines = self._lines_by_name()
         exps = [with_line_defaults(coerce(e), lines) for e in experiments]
         if not exps:
@@ -248,10 +253,13 @@ class KnowledgeBase:
                 to_embed[str(exp.id)] = exp
                 if exp.idempotency_key:
                     seen.add(exp.idempotency_key)
-        vectors = self._semantic.embed([text_of(e) for e in to_embed.values()])
+        texts = [text_of(e) for e in to_embed.values()] if embed else []
+        vectors = self._semantic.embed(texts)
         row_of = {exp_id: i for i, exp_id in enumerate(to_embed)}
 
-        def vector_of(exp: Experiment) -> np.ndarray:
+        def vector_of(exp: Experiment) -> np.ndarray | None:
+            if not embed:
+                return None
             at = row_of.get(str(exp.id))
             # Not embedded beforehand only if another process stored its key in between.
             return vectors[at] if at is not None else self._semantic.embed([text_of(exp)])[0]

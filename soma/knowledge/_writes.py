@@ -128,7 +128,7 @@ def _next_text_version(db: Database) -> int:
 def insert_experiments(
     db: Database,
     exps: Sequence[Experiment],
-    vector_of: Callable[[Experiment], np.ndarray],
+    vector_of: Callable[[Experiment], np.ndarray | None],
     semantic: SemanticIndex,
 ) -> list[str]:
     """Insert ``exps`` with their vectors (inside the caller's write transaction).
@@ -158,7 +158,9 @@ def insert_experiments(
         seq = conn.execute(
             _INSERT_SQL, [*(values[c] for c in EXPERIMENT_COLUMNS), version]
         ).fetchone()[0]
-        semantic.store_vector(db, seq, version, vector_of(exp))
+        vector = vector_of(exp)
+        if vector is not None:  # None: the first query embeds it (see KnowledgeBase.record_many)
+            semantic.store_vector(db, seq, version, vector)
         version += 1
         if key:
             by_key[key] = str(exp.id)

@@ -89,10 +89,10 @@ class StudyRecorder:
 
     @contextlib.contextmanager
     def background(self) -> Iterator[StudyRecorder]:
-        """Within this block :meth:`submit` hands experiments to a writer thread, which loads
-        the embedding model at once (while the first trial runs) and records in batches: the
-        knowledge base costs the study's trials neither model loading nor per-record writes.
-        Leaving the block waits for every write; the first failed write is raised."""
+        """Within this block :meth:`submit` hands experiments to a writer thread that records
+        them in batches (see :func:`embedder_ready` for the embedding model): the knowledge
+        base costs the study's trials neither model loading nor per-record writes. Leaving
+        the block waits for every write; the first failed write is raised."""
         writer = _BackgroundWriter(self.kb)
         self._writer = writer
         try:
@@ -199,6 +199,18 @@ class StudyRecorder:
         return experiment
 
 
+def embedder_ready(embedder: Any) -> bool:
+    """Whether embedding costs no model load now. A study never waits for all-MiniLM-L6-v2
+    (4-5 s of imports and loading on two cores, more than many studies): until something in
+    the process has loaded it, trials are recorded without vectors and the first semantic
+    query embeds them in one batch."""
+    from soma.knowledge import _embed
+
+    if isinstance(embedder, _embed.MiniLMEmbedder):
+        return _embed._model is not None
+    return True
+
+
 class _BackgroundWriter:
     """One thread that records queued experiments, as many per transaction as are waiting."""
 
@@ -213,10 +225,6 @@ class _BackgroundWriter:
         self._queue.put(experiment)
 
     def _loop(self) -> None:
-        try:
-            self.kb.embedder.embed(["warm-up"])  # the model loads now, beside the first trial
-        except Exception as exc:  # the first record reports it again, with its context
-            _log.debug("embedder warm-up failed: %s", exc)
         done = False
         while not done:
             batch = [self._queue.get()]
@@ -229,7 +237,7 @@ class _BackgroundWriter:
             experiments = [e for e in batch if e is not None]
             if experiments and self._error is None:
                 try:
-                    self.kb.record_many(experiments)
+                    self.kb.record_many(experiments, embed=embedder_ready(self.kb.embedder))
                 except BaseException as exc:
                     self._error = exc
 
