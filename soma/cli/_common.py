@@ -11,7 +11,15 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["AsJson", "ProjectDir", "check_embedder", "console", "fail", "state_paths"]
+__all__ = [
+    "AsJson",
+    "ProjectDir",
+    "check_embedder",
+    "console",
+    "error_text",
+    "fail",
+    "state_paths",
+]
 
 #: Output that is not a terminal (a log, CI, a pipe) gets this width: lines are never cut at
 #: rich's default 80 columns, so a message stays one line and a printed path can be copied.
@@ -34,6 +42,20 @@ def console(*, stderr: bool = False) -> Console:
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out.width = PIPE_WIDTH
     return out
+
+
+def error_text(exc: BaseException) -> str:
+    """An error's message in command-line terms: an unknown research line names the lines
+    there are and the commands that make one, not the Python call."""
+    from soma.knowledge._writes import UnknownLineError
+
+    if isinstance(exc, UnknownLineError):
+        known = ", ".join(repr(n) for n in sorted(exc.known)[:20]) or "none yet"
+        return (
+            f"unknown research line {exc.line!r} (known: {known}); a line is created by the "
+            "first experiment recorded into it, e.g. soma study run SPEC --line NAME"
+        )
+    return str(exc)
 
 
 def fail(message: str) -> typer.Exit:

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from soma.cli import app
-from soma.cli._common import AsJson, ProjectDir, check_embedder, fail, state_paths
+from soma.cli._common import (
+    AsJson,
+    ProjectDir,
+    check_embedder,
+    console,
+    error_text,
+    fail,
+    state_paths,
+)
 from soma.vocabulary import Direction
 
 if TYPE_CHECKING:
@@ -49,7 +57,7 @@ def _open(project: Path, kb: Path | None, embedder: str = "default") -> Iterator
     try:
         yield base
     except SomaError as exc:
-        raise fail(str(exc)) from None
+        raise fail(error_text(exc)) from None
     finally:
         base.close()
 
@@ -99,9 +107,7 @@ def _experiments_table(rows: list[tuple[Experiment, float | None]], title: str) 
 
 
 def _console() -> Any:
-    from rich.console import Console
-
-    return Console()
+    return console()
 
 
 @kb_app.command("list")
@@ -114,14 +120,14 @@ def list_experiments(
     as_json: AsJson = False,
 ) -> None:
     """The newest experiments."""
-    from rich.console import Console
-
     with _open(project, kb) as base:
         found = base.experiments(line=line, status=status, limit=limit, order="-started")
+        total = base.count(line=line, status=status) if len(found) == limit else len(found)
     if as_json:
         _echo_json([e.model_dump(mode="json") for e in found])
         return
-    Console().print(_experiments_table([(e, None) for e in found], f"{len(found)} experiments"))
+    title = f"{total} experiments" if total == len(found) else f"newest {len(found)} of {total}"
+    _console().print(_experiments_table([(e, None) for e in found], title))
 
 
 @kb_app.command("show")
@@ -132,7 +138,6 @@ def show(
     as_json: AsJson = False,
 ) -> None:
     """Every field of one experiment."""
-    from rich.console import Console
     from rich.table import Table
 
     with _open(project, kb) as base:
@@ -149,7 +154,7 @@ def show(
             continue
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         table.add_row(key, text)
-    Console().print(table)
+    _console().print(table)
 
 
 @kb_app.command("query")
@@ -186,8 +191,6 @@ def query(
     as_json: AsJson = False,
 ) -> None:
     """Search experiments by meaning, combined with filters."""
-    from rich.console import Console
-
     check_embedder(embedder)
     with _open(project, kb, embedder) as base:
         hits = base.query(
@@ -207,13 +210,12 @@ def query(
         )
         return
     title = f"{len(hits)} results" + (f" for {text!r}" if text else "")
-    Console().print(_experiments_table([(h.experiment, h.score) for h in hits], title))
+    _console().print(_experiments_table([(h.experiment, h.score) for h in hits], title))
 
 
 @kb_app.command("lines")
 def lines(project: ProjectDir = Path("."), kb: KbFile = None, as_json: AsJson = False) -> None:
     """Research lines with their size, best value and trend."""
-    from rich.console import Console
     from rich.table import Table
 
     rows = []
@@ -236,22 +238,45 @@ def lines(project: ProjectDir = Path("."), kb: KbFile = None, as_json: AsJson = 
     if as_json:
         _echo_json(rows)
         return
-    table = Table(title=f"{len(rows)} research lines", title_justify="left")
-    for name in ("line", "metric", "experiments", "best", "best experiment", "trend", "status"):
-        table.add_column(name, justify="right" if name in ("experiments", "best") else "left")
+    header = ["line", "metric", "experiments", "best", "best experiment", "trend", "status"]
+    body = []
     for row in rows:
         best = "—" if row["best_value"] is None else f"{row['best_value']:.4g}"
         arrow = Direction(row["direction"]).arrow
-        table.add_row(
-            row["name"],
-            f"{row['metric']} {arrow}",
-            str(row["n_experiments"]),
-            best,
-            row["best_experiment_id"] or "—",
-            row["trend"],
-            row["status"],
+        body.append(
+            [
+                row["name"],
+                f"{row['metric']} {arrow}",
+                str(row["n_experiments"]),
+                best,
+                row["best_experiment_id"] or "—",
+                row["trend"],
+                row["status"],
+            ]
         )
-    Console().print(table)
+    out = _console()
+    # Names and ids are never cut (they are typed into other commands): on a narrow terminal
+    # the least needed columns go instead, status first.
+    keep = list(range(len(header)))
+    for drop in (6, 5, 2, 1):
+        if _table_width([[r[i] for i in keep] for r in [header, *body]]) <= out.width:
+            break
+        keep.remove(drop)
+    table = Table(title=f"{len(rows)} research lines", title_justify="left")
+    for i in keep:
+        width = max(len(r[i]) for r in [header, *body])
+        right = header[i] in ("experiments", "best")
+        table.add_column(
+            header[i], justify="right" if right else "left", no_wrap=True, min_width=width
+        )
+    for cells in body:
+        table.add_row(*(cells[i] for i in keep))
+    out.print(table)
+
+
+def _table_width(rows: list[list[str]]) -> int:
+    """Columns of a rich table with a box: each cell padded by one space each side."""
+    return sum(max(len(r[i]) for r in rows) + 3 for i in range(len(rows[0]))) + 1
 
 
 @kb_app.command("report")
@@ -265,8 +290,6 @@ def report(
     as_json: AsJson = False,
 ) -> None:
     """Write a Markdown report with a trajectory plot for one research line."""
-    from rich.console import Console
-
     folder = out if out is not None else project / ".soma" / "reports"
     with _open(project, kb) as base:
         made = base.generate_report(line, folder)
@@ -279,6 +302,6 @@ def report(
             }
         )
         return
-    Console().print(f"report written to [bold]{made.path}[/]", highlight=False)
+    _console().print(f"report written to [bold]{made.path}[/]", highlight=False)
     if made.plot_path is not None:
-        Console().print(f"trajectory plot: {made.plot_path}", highlight=False)
+        _console().print(f"trajectory plot: {made.plot_path}", highlight=False)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from soma.cli import app
-from soma.cli._common import AsJson, ProjectDir, check_embedder, console, fail
+from soma.cli._common import AsJson, ProjectDir, check_embedder, console, error_text, fail
 from soma.vocabulary import Direction
 
 study_app = typer.Typer(
@@ -202,9 +202,9 @@ def study_run(
             partial = getattr(exc, "result", None)
             if partial is not None and not as_json:
                 print_trials(out, partial, limit=10)
-            raise fail(str(exc)) from None
+            raise fail(error_text(exc)) from None
     except SomaError as exc:
-        raise fail(str(exc)) from None
+        raise fail(error_text(exc)) from None
     finally:
         if kb is not None:
             kb.close()
@@ -239,7 +239,7 @@ def study_show(
     try:
         result = load_result(name, project=project)
     except SomaError as exc:
-        raise fail(str(exc)) from None
+        raise fail(error_text(exc)) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
@@ -259,7 +259,7 @@ def study_list(project: ProjectDir = Path("."), as_json: AsJson = False) -> None
     try:
         studies = list_studies(project=project)
     except SomaError as exc:
-        raise fail(str(exc)) from None
+        raise fail(error_text(exc)) from None
     if as_json:
         typer.echo(json.dumps(studies, indent=2, default=str))
         return
@@ -322,13 +322,13 @@ def pbt_run(
             kb=_kb_path(project, no_kb),
         )
     except SomaError as exc:
-        raise fail(str(exc)) from None
+        raise fail(error_text(exc)) from None
     out.print(f"[bold]PBT {pbt.name}[/]  {pbt.graph.summary()}  (node {pbt.node})")
     try:
         with _RoundProgress(out, rounds) as bar:
             result = pbt.run(progress=bar.update)
     except SomaError as exc:
-        raise fail(str(exc)) from None
+        raise fail(error_text(exc)) from None
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
