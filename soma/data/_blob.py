@@ -7,9 +7,7 @@ last, so a reader that finds the metadata finds a complete payload.
 
 from __future__ import annotations
 
-import threading
 from abc import abstractmethod
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,20 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["BlobStore"]
 
 META_SUFFIX = ".meta.json"
-_OVERLAP_BYTES = 4 << 20  # payloads this large upload while they are hashed
-_uploads: ThreadPoolExecutor | None = None
-_uploads_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _uploads
-    with _uploads_lock:
-        if _uploads is None:
-            _uploads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="soma-store-put")
-        return _uploads
-
-
 DATA_SUFFIX = ".data"
+_MISSING: Any = object()
 
 
 class BlobStore(DataStore):
@@ -53,6 +39,10 @@ class BlobStore(DataStore):
 
     @abstractmethod
     def _write(self, path: str, key: str, data: bytes) -> None: ...
+
+    def _write_payload(self, path: str, key: str, data: bytes, sha256_hex: str) -> None:
+        """Write a payload whose SHA-256 is known (S3 sends it as the upload's checksum)."""
+        self._write(path, key, data)
 
     @abstractmethod
     def _exists(self, path: str, key: str) -> bool: ...
@@ -70,29 +60,19 @@ class BlobStore(DataStore):
         from soma.data.ref import DataRef
 
         encoded = _codec.encode(value)
+        # Hashed before the upload (on two threads when large): the SHA-256 is the content
+        # hash and, on S3, the upload's own checksum, so the bytes are hashed once.
+        meta = encoded.meta(check_key(key) if key is not None else "")
         if key is None:
-            meta = encoded.meta("")
             key = meta.content_hash  # content-addressed: same bytes, same key
             meta = meta.model_copy(update={"key": key})
-            self.put_encoded(key, encoded.payload, meta)
-        elif len(encoded.payload) < _OVERLAP_BYTES:
-            meta = encoded.meta(check_key(key))
-            self.put_encoded(key, encoded.payload, meta)
-        else:
-            # A large payload under a known key: upload it while hashing it (both release
-            # the GIL), then write the metadata, last as always.
-            upload = _pool().submit(self._write, check_key(key) + DATA_SUFFIX, key, encoded.payload)
-            try:
-                meta = encoded.meta(key)
-            finally:
-                upload.result()
-            self._write(key + META_SUFFIX, key, meta.model_dump_json().encode())
+        self.put_encoded(key, encoded.payload, meta)
         return DataRef.from_meta(self, meta)
 
     def put_encoded(self, key: str, payload: bytes, meta: StoreMeta) -> None:
         """Write an already encoded payload and its metadata (used to copy between stores)."""
         check_key(key)
-        self._write(key + DATA_SUFFIX, key, payload)
+        self._write_payload(key + DATA_SUFFIX, key, payload, meta.content_hash)
         self._write(key + META_SUFFIX, key, meta.model_dump_json().encode())
 
     def get_encoded(self, key: str) -> tuple[bytes, StoreMeta]:
@@ -124,21 +104,40 @@ class BlobStore(DataStore):
         return self._read(first, key), self._read(second, key)
 
     def get(self, key: str) -> Any:
-        payload, meta = self.get_encoded(check_key(key))
-        return self._decode(key, payload, meta)
+        return self._get_checked(check_key(key), None)
+
+    def _get_checked(self, key: str, content_hash: str | None) -> Any:
+        """Fetch, verify and decode. A large array is decoded while a helper thread checks
+        its CRCs; a damaged read goes the careful way (get_encoded reads again in order)."""
+        raw_meta, payload = self._read_pair(key + META_SUFFIX, key + DATA_SUFFIX, key)
+        meta = self._parse_meta(key, raw_meta)
+        value: Any = _MISSING
+        if len(payload) >= _codec.PARALLEL_BYTES and meta.format == "npy":
+            check = _codec.helper_pool().submit(self._damaged, payload, meta)
+            try:
+                value = self._decode(key, payload, meta)
+            except StoreCorruptError:
+                value = _MISSING
+            if check.result() is not None:
+                value = _MISSING
+        elif self._damaged(payload, meta) is None:
+            value = self._decode(key, payload, meta)
+        if value is _MISSING:
+            payload, meta = self.get_encoded(key)  # StoreCorruptError if damaged again
+            value = self._decode(key, payload, meta)
+        if content_hash is not None and meta.content_hash != content_hash:
+            raise StoreError(
+                repr(self),
+                key,
+                f"the object changed since the reference was taken (sha256 "
+                f"{meta.content_hash[:12]}, the reference has {content_hash[:12]})",
+            )
+        return value
 
     def resolve(self, ref: DataRef) -> Any:
         if ref.count is not None:
             return super().resolve(ref)
-        payload, meta = self.get_encoded(check_key(ref.key))
-        if meta.content_hash != ref.content_hash:
-            raise StoreError(
-                repr(self),
-                ref.key,
-                f"the object changed since the reference was taken (sha256 "
-                f"{meta.content_hash[:12]}, the reference has {ref.content_hash[:12]})",
-            )
-        return self._decode(ref.key, payload, meta)
+        return self._get_checked(check_key(ref.key), ref.content_hash)
 
     def _decode(self, key: str, payload: bytes, meta: StoreMeta) -> Any:
         try:

@@ -133,3 +133,23 @@ def test_repr_never_shows_credentials(moto: MotoServer, bucket: str) -> None:
     store = _store(moto, bucket)
     assert SECRET not in repr(store) and KEY not in repr(store)
     assert SECRET not in repr(store.put([1, 2]))
+
+
+def test_the_content_hash_is_the_uploads_checksum(moto: MotoServer, bucket: str) -> None:
+    # The SHA-256 taken at put goes up as x-amz-checksum-sha256 (S3 refuses a body that
+    # does not match it), and the body is not hashed again for the signature.
+    import base64
+
+    store = _store(moto, bucket)
+    store.put([1], "warm")  # s3fs makes its client on first use
+    sent: list[dict[str, str]] = []
+    store.fs.s3.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: sent.append(dict(request.headers))
+    )
+    big = np.arange(1_000_000, dtype=np.float64)  # 8 MB: hashed on two threads
+    ref = store.put(big, "big")
+    data_put = next(h for h in sent if int(h["Content-Length"]) > 1_000_000)
+    assert base64.b64decode(data_put["x-amz-checksum-sha256"]).hex() == ref.content_hash
+    assert data_put["X-Amz-Content-SHA256"] in ("UNSIGNED-PAYLOAD", b"UNSIGNED-PAYLOAD")
+    np.testing.assert_array_equal(store.get("big"), big)
+    assert ref.resolve().flags.writeable
