@@ -253,12 +253,10 @@ class ExperimentRunner:
             try:
                 record_experiment(
                     loop.tools,
-                    RecordExperimentInput(
-                        id=exp_id,
-                        verdict=v.verdict,
-                        notes=f"{hyp.statement} — {v.reason}",
-                        origin="agent",
-                    ),
+                    # The verdict only: notes would change the experiment's searchable
+                    # text and cost a second embedding per experiment; the reason, with
+                    # its test, is in the journal and the run's report.
+                    RecordExperimentInput(id=exp_id, verdict=v.verdict, origin="agent"),
                 )
             except Exception as exc:  # the verdict is journaled even if the KB refuses it
                 loop.journal("error", {"message": f"could not record the verdict: {exc}"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from soma_agent._pipelines import Candidate, candidate_from_experiment
+from soma_agent._pipelines import Candidate, cached_candidate
 
 __all__ = ["Trial", "experiment_value", "load_trials"]
 
@@ -46,6 +46,7 @@ def load_trials(
     classes: dict[str, type],
     parse: Any,
     run_experiment_ids: set[str],
+    fingerprint: str = "",
 ) -> list[Trial]:
     """Every finished experiment of ``line``, oldest first, as Trials."""
     trials = []
@@ -56,7 +57,7 @@ def load_trials(
         trials.append(
             Trial(
                 experiment_id=exp.id,
-                candidate=candidate_from_experiment(exp, classes, parse),
+                candidate=cached_candidate(exp, classes, parse, fingerprint),
                 value=value,
                 status=exp.status,
                 error=exp.error,

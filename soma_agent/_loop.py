@@ -83,6 +83,7 @@ class AgentLoop:
         self.controls = Controls(self.kb, run_id, poll_interval_s=settings.poll_interval_s)
         self.iteration = 0
         self.experiments = ExperimentRunner(self)
+        self._similar_cache: dict[str, Any] = {}
 
     # -- journal ------------------------------------------------------------------------------
 
@@ -128,6 +129,7 @@ class AgentLoop:
             max_experiments=self.settings.max_experiments,
             pending=[_pending(h) for h in self.controls.state.injected],
             no_improvement_for=state["no_improve"],
+            similar_cache=self._similar_cache,
         )
         self.journal(
             "observation",

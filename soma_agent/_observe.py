@@ -38,6 +38,7 @@ def build_observation(
     max_experiments: int,
     pending: list[dict[str, Any]],
     no_improvement_for: int,
+    similar_cache: dict[str, Any] | None = None,
 ) -> Observation:
     kb = tools.kb
     ln = kb.get_line(line)
@@ -60,7 +61,7 @@ def build_observation(
         )
     recent = kb.experiments(line=line, order="-started", limit=8)
     failures = kb.experiments(line=line, status="failed", order="-started", limit=3)
-    similar = _similar(kb, goal, pending) if kb.count() else []
+    similar = _similar(kb, goal, pending, similar_cache) if kb.count() else []
     catalog = tools.catalog()
     filters = [
         {
@@ -92,13 +93,33 @@ def build_observation(
     )
 
 
-def _similar(kb: Any, goal: str, pending: list[dict[str, Any]]) -> list[SimilarExperiment]:
+#: A cached semantic search is redone once the knowledge base grew by this many experiments.
+_SIMILAR_REFRESH = 10
+
+
+def _similar(
+    kb: Any, goal: str, pending: list[dict[str, Any]], cache: dict[str, Any] | None = None
+) -> list[SimilarExperiment]:
     """Past experiments close in meaning to the goal and to each hypothesis still waiting.
 
     The whole knowledge base is searched, not only the run's line: related work filed under
     another line (same data, another question) is exactly what a planner should not miss.
-    Each experiment is listed once, under the first query that found it.
+    Each experiment is listed once, under the first query that found it. With ``cache``
+    (one dict per run) the answer is reused until the queries change or the knowledge base
+    grew by ``_SIMILAR_REFRESH`` experiments: each search embeds its query text, which costs
+    far more than the rest of an observation with a neural embedder, and the run's own
+    latest results are in ``recent`` anyway.
     """
+    if cache is not None:
+        key = repr((goal, [p.get("statement") for p in pending]))
+        count = kb.count()
+        hit = cache.get(key)
+        if hit is not None and count - hit[0] < _SIMILAR_REFRESH:
+            return list(hit[1])
+        found = _similar(kb, goal, pending)
+        cache.clear()
+        cache[key] = (count, found)
+        return list(found)
     queries = [("goal", goal, _GOAL_K)] + [
         (f"pending: {p.get('statement')}", str(p.get("statement") or ""), _PENDING_K)
         for p in pending

@@ -14,7 +14,14 @@ from typing import Any
 
 from soma.space import Choice, FloatRange, IntRange, SearchSpace
 
-__all__ = ["Candidate", "Step", "candidate_from_experiment", "distributions", "round_value"]
+__all__ = [
+    "Candidate",
+    "Step",
+    "cached_candidate",
+    "candidate_from_experiment",
+    "distributions",
+    "round_value",
+]
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,37 @@ def candidate_from_experiment(
         values = flt.params
         steps.append(Step(name, tuple(sorted((k, values[k]) for k in space))))
     return Candidate(tuple(steps))
+
+
+#: (filters folder fingerprint, spec, params) -> Candidate; parsing a spec costs milliseconds
+#: and the planner reads the whole line's history at every step.
+_PARSED: dict[tuple[str, str, str], Candidate | None] = {}
+_PARSED_MAX = 20_000
+
+
+def cached_candidate(
+    experiment: Any, classes: dict[str, type], parse: Any, fingerprint: str
+) -> Candidate | None:
+    """:func:`candidate_from_experiment`, memoized while the filters folder is unchanged."""
+    import json
+
+    spec = getattr(experiment, "pipeline_spec", None)
+    params = getattr(experiment, "params", None) or {}
+    try:
+        key = (
+            fingerprint,
+            spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True),
+            json.dumps(params, sort_keys=True, default=repr),
+        )
+    except (TypeError, ValueError):
+        return candidate_from_experiment(experiment, classes, parse)
+    if not fingerprint:
+        return candidate_from_experiment(experiment, classes, parse)
+    if key not in _PARSED:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = candidate_from_experiment(experiment, classes, parse)
+    return _PARSED[key]
 
 
 def _chain_filters(expr: Any) -> list[Any] | None:

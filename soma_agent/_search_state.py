@@ -191,7 +191,10 @@ class SearchState:
         self.invariant = {n for n in self.models if scale_invariant(self.classes[n])}
         run_ids = {str(h["experiment_id"]) for h in ctx.run_history if h.get("experiment_id")}
         self.parse = tools.project.parse_spec
-        self.trials = load_trials(tools.kb, ctx.line, ctx.metric, self.classes, self.parse, run_ids)
+        self.fingerprint = catalog.fingerprint
+        self.trials = load_trials(
+            tools.kb, ctx.line, ctx.metric, self.classes, self.parse, run_ids, self.fingerprint
+        )
         self.rng = random.Random(ctx.seed * 1_000_003 + ctx.iteration)
         self.losses = LossStore(tools.project.state_dir)
         self._tried = {self.key(t.candidate) for t in self.trials if t.candidate is not None}
@@ -219,9 +222,9 @@ class SearchState:
             pipeline_spec = spec
             params = entry.get("params") or {}
 
-        from soma_agent._pipelines import candidate_from_experiment
+        from soma_agent._pipelines import cached_candidate
 
-        return candidate_from_experiment(_Exp, self.classes, self.parse)
+        return cached_candidate(_Exp, self.classes, self.parse, self.fingerprint)
 
     def key(self, candidate: Candidate) -> tuple[Any, ...]:
         """Identity of a candidate's result: a scaler straight before a scale-invariant
