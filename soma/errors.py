@@ -1,15 +1,46 @@
-"""Soma's exceptions, in one hierarchy::
+"""Soma's exceptions, in one hierarchy (where to import each from, in brackets)::
 
     SomaError
-    ├── ParamError           a filter parameter: unknown name, wrong type, out of range
-    ├── GraphError           building or compiling a graph: cycles, bad edges, fan-in size
-    ├── ExecutionError       a node raised while fitting or running (carries ``node``)
-    ├── CacheError           the cache could not be read or written
-    ├── ValidationError      bad input at a boundary (a field and what was expected)
-    ├── KnowledgeBaseError   the knowledge base refused or failed an operation
-    ├── StudyError           a study or PBT run could not proceed (e.g. every trial failed)
-    └── ProjectError         soma.toml, filter discovery, pipeline specs
+    ├── ParamError              a filter parameter: unknown name, wrong type, out of range
+    │                           (also a ValueError)
+    ├── GraphError              building or compiling a graph: cycles, bad edges, fan-in size
+    ├── ExecutionError          a node raised while fitting or running (carries ``node``)
+    ├── CacheError              the cache could not be read or written
+    ├── ValidationError         bad input at a boundary: a field and what was expected
+    │                           (also a ValueError)
+    ├── KnowledgeBaseError      the knowledge base refused or failed an operation
+    │   └── UnknownLineError    no research line of that name [soma.knowledge]
+    ├── StudyError              a study or PBT run could not proceed (e.g. every trial failed)
+    ├── Pruned                  a trial stopped early by its pruner [soma.study]
+    ├── ProjectError            soma.toml, filter discovery, pipeline specs
+    ├── EvaluationError         evaluate() failed in a stage: fit, forward or metric
+    │                           [soma.experiments]
+    ├── TrainingError           a strategy could not train (a replica, client, stage or
+    │                           member failed, no distributed protocol) [soma.training]
+    ├── StoreError              a data store failed [soma.data]
+    │   ├── StoreKeyError       no object under that key (also a KeyError)
+    │   ├── StoreAuthError      the store refused the credentials
+    │   ├── StoreUnreachableError  the store's endpoint did not answer
+    │   └── StoreCorruptError   stored bytes do not match their checksum or do not decode
+    ├── StreamError             a stream cannot run as asked (a filter that cannot fit
+    │                           incrementally, a bad mode) [soma.data]
+    ├── MissingExtraError       an optional extra is not installed (also an ImportError)
+    │                           [soma.data]
+    ├── ClusterError            the Ray cluster part [soma.cluster]
+    │   ├── TokenRejected       the coordinator refused the token
+    │   ├── CoordinatorUnreachable  no coordinator answers at that address
+    │   ├── WorkerLost          the worker running a job died; no retry was possible
+    │   ├── RemoteTaskError     user code raised on a worker [soma.cluster._remote]
+    │   └── RemoteNodeError     a node failed on a worker (also an ExecutionError)
+    │
+    │   The faces' errors derive from SomaError too (the core never imports them):
+    ├── ToolError               a research tool refused its input [soma_tools]
+    │   └── PipelineFailedError  user code raised in run_pipeline (recorded as failed)
+    ├── PlannerError            the agent's planner cannot propose anything [soma_agent]
+    └── BudgetExceededError     the next LLM request could pass the run's dollar budget
+                                [soma_agent._budget]
 
+tests/test_errors.py checks that this tree names every subclass of SomaError.
 Every message names the thing at fault (a node, a field, a file) and what was expected.
 Suspicious but valid graphs (a node left dangling by ``A | B >> C``'s precedence) are not
 errors: they warn with :class:`soma.GraphWarning`.
