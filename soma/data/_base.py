@@ -71,6 +71,11 @@ class DataStore(ABC):
     def keys(self, prefix: str = "") -> list[str]:
         """Stored keys starting with ``prefix``, sorted."""
 
+    def public_options(self) -> dict[str, str]:
+        """What, besides ``url``, another process needs to open this store (an endpoint, a
+        region): never credentials, which come from that process's environment."""
+        return {}
+
     def ref(self, key: str) -> DataRef:
         """A reference to an object already in the store (reads its metadata only)."""
         from soma.data.ref import DataRef

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from soma.data._base import DataStore
     from soma.data.ref import DataRef
 
-__all__ = ["open_ref", "open_store", "remember_store", "split_data_url"]
+__all__ = ["open_ref", "open_store", "remember_store", "split_data_url", "store_for"]
 
 _open: dict[str, DataStore] = {}
 _lock = threading.Lock()
@@ -46,6 +46,19 @@ def open_store(url: str, **options: Any) -> DataStore:
             return found
     store = _make(url, options)
     remember_store(store)
+    return store
+
+
+def store_for(url: str, options: dict[str, str]) -> DataStore:
+    """The store a DataRef resolves through: the one open under ``url`` in this process,
+    else one made from ``url`` and the reference's public ``options`` (credentials from
+    the environment), remembered for the next reference."""
+    with _lock:
+        found = _open.get(url) or _open.get(_normalise(url))
+    if found is not None:
+        return found
+    store = _make(url, dict(options))
+    remember_store(store, replace=False)
     return store
 
 

@@ -69,6 +69,9 @@ class CachedStore(DataStore):
 
         remember_store(self)  # references to the remote store resolve through the cache
 
+    def public_options(self) -> dict[str, str]:
+        return self.remote.public_options()  # elsewhere a reference opens the remote store
+
     def __repr__(self) -> str:
         return f"CachedStore({self.remote!r}, cache={self.local.root}, max_bytes={self.max_bytes})"
 

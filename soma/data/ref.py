@@ -2,8 +2,9 @@
 
 A DataRef carries the store's URL, the key, and what ``put`` learned while writing (kind,
 rows, shape, dtype, size, content hash). It resolves where it is used — ``ref.resolve()``
-opens the store through :func:`soma.data.open_store` (the same store object in this
-process; a fresh one from the URL and the environment's credentials elsewhere) — and the
+opens the store (the same store object in this process; elsewhere — a subprocess, a
+cluster worker — a fresh one from the URL, the reference's ``store_options`` such as the
+S3 endpoint, and that process's environment credentials) — and the
 result cache keys it by its content hash, so a cached run never reads the data again.
 
 >>> import tempfile, numpy as np
@@ -48,6 +49,9 @@ class DataRef(BaseModel):
     start: int = 0
     #: rows of a slice (``ref[a:b]``); None: the whole object
     count: int | None = None
+    #: what another process needs besides ``store`` to open it (an S3 endpoint, a region),
+    #: as sorted pairs; never credentials: they come from the environment where it resolves
+    store_options: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_meta(cls, store: DataStore, meta: StoreMeta) -> DataRef:
@@ -65,6 +69,7 @@ class DataRef(BaseModel):
             shape=meta.shape,
             dtype=meta.dtype,
             nbytes=meta.nbytes,
+            store_options=tuple(sorted(store.public_options().items())),
         )
 
     @property
@@ -80,9 +85,11 @@ class DataRef(BaseModel):
         return f"{self.content_hash}[{self.start}:{self.start + (self.count or 0)}]"
 
     def open_store(self) -> DataStore:
-        from soma.data._open import open_store
+        """The store open under this URL in this process, else a new one from the URL, the
+        reference's store options and the environment's credentials."""
+        from soma.data._open import store_for
 
-        return open_store(self.store)
+        return store_for(self.store, dict(self.store_options))
 
     def resolve(self) -> Any:
         """The value (only the referenced rows for a slice)."""

@@ -23,7 +23,7 @@ from soma.data._errors import (
 )
 from soma.errors import ValidationError
 
-__all__ = ["S3Store", "s3_options"]
+__all__ = ["S3Store", "public_s3_options", "s3_options"]
 
 # s3fs.pipe_file's default: bodies of 2 x 50 MiB or more go up as a multipart upload.
 _MULTIPART_BYTES = 100 * 2**20
@@ -69,6 +69,17 @@ def s3_options(
     if region:
         options["client_kwargs"] = {"region_name": region}
     return options
+
+
+def public_s3_options(options: dict[str, Any]) -> dict[str, str]:
+    """The parts of ``s3_options`` another process needs that are not secrets."""
+    public = {}
+    if options.get("endpoint_url"):
+        public["endpoint_url"] = str(options["endpoint_url"])
+    region = options.get("client_kwargs", {}).get("region_name")
+    if region:
+        public["region"] = str(region)
+    return public
 
 
 def translate_s3_error(
@@ -157,6 +168,9 @@ class S3Store(BlobStore):
     def __repr__(self) -> str:
         where = f", endpoint={self.endpoint_url}" if self.endpoint_url else ""
         return f"S3Store({self.url}{where})"
+
+    def public_options(self) -> dict[str, str]:
+        return public_s3_options(self.options)
 
     def _full(self, path: str) -> str:
         return f"{self.bucket}/{self.prefix}/{path}" if self.prefix else f"{self.bucket}/{path}"

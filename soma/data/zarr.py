@@ -50,10 +50,11 @@ class ZarrStore(DataStore):
         self.chunk_bytes = chunk_bytes
         self.level = level
         self._secrets: tuple[str, ...] = ()
+        self._public: dict[str, str] = {}
         self.endpoint_url: str | None = None
         if root.startswith("s3://"):
             require("s3fs", "ZarrStore on S3", "s3")
-            from soma.data.s3 import s3_options
+            from soma.data.s3 import public_s3_options, s3_options
 
             options = s3_options(**s3)
             options.pop("skip_instance_cache")  # FsspecStore makes its own async instance
@@ -61,6 +62,7 @@ class ZarrStore(DataStore):
                 s for s in (options["key"], options["secret"], options["token"]) if s
             )
             self.endpoint_url = options["endpoint_url"]
+            self._public = public_s3_options(options)
             self.zstore = zarr.storage.FsspecStore.from_url(root, storage_options=options)
             self.url = "zarr+" + root.rstrip("/")
         else:
@@ -82,6 +84,9 @@ class ZarrStore(DataStore):
     def __repr__(self) -> str:
         where = f", endpoint={self.endpoint_url}" if self.endpoint_url else ""
         return f"ZarrStore({self.url}{where})"
+
+    def public_options(self) -> dict[str, str]:
+        return dict(self._public)
 
     # -- errors -----------------------------------------------------------------------
 
