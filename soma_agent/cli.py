@@ -7,12 +7,16 @@ entry point (``agent = "soma_agent.cli:register"``), so the core CLI never impor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from soma.cli._common import AsJson, ProjectDir, check_embedder, fail
+
+if TYPE_CHECKING:
+    from soma_tools import ToolContext
 
 agent_app = typer.Typer(
     name="agent",
@@ -37,7 +41,7 @@ Embedder = Annotated[
 ]
 
 
-def _context(project: Path, embedder: str = "default") -> Any:
+def _context(project: Path, embedder: str = "default") -> ToolContext:
     from soma.errors import ProjectError
     from soma_tools import ToolContext
 
@@ -232,7 +236,7 @@ def show(
     console.print(table)
 
 
-def _control_command(command: str) -> Any:
+def _control_command(command: str) -> Callable[..., None]:
     def send(run_id: RunId, project: ProjectDir = Path(".")) -> None:
         from soma.errors import SomaError
         from soma_agent import run_control as control
