@@ -58,41 +58,35 @@ def write_run_report(
             f"${m.total_cost_usd:.4f} of the ${settings.budget_usd:.2f} budget"
         )
     md += ["", "## Answer", ""]
-    if best is None:
-        md.append("No successful experiment on this line yet, so the goal is not answered.")
-    else:
-        origin = "found by this run" if best.id in mine else "found before this run"
-        md.append(
-            f"The best {loop.metric} on line `{loop.line}` is **{_fmt(best_value)}**, by "
-            f"experiment `{best.id}` ({origin}):"
-        )
-        md += ["", f"    {best.pipeline_summary or best.pipeline_spec}", ""]
-        first = next((h for h in history if h.get("value") is not None), None)
-        if first is not None and first.get("experiment_id") != best.id:
-            gain = best_value - first["value"] if best_value is not None else None
-            md.append(
-                f"This run's first result was {_fmt(first['value'])} (`{first['experiment_id']}`); "
-                f"the best differs from it by {_fmt(gain)}."
-            )
+    md += _answer(loop, best, best_value, mine, history)
     counts = Counter(h.get("verdict") or ("vetoed" if h.get("vetoed") else "none") for h in history)
     md += ["", "## What the agent tried", ""]
     if history:
         md.append(
             "Verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ". "
-            "A verdict compares the experiment with its parent (or the best before it) "
-            "against the line's noise threshold."
+            "A verdict compares the experiment with its parent (or the best before it) by "
+            "a paired test on the same validation samples (McNemar's exact test for 0/1 "
+            "correctness, a paired bootstrap of per-sample errors otherwise; beyond noise "
+            "when p < 0.05); the p-value column is that test's."
         )
         md += [
             "",
-            f"| it | action | source | hypothesis | experiment | {loop.metric} | verdict |",
-            "|---|---|---|---|---|---|---|",
+            f"| it | action | source | hypothesis | experiment | {loop.metric} | verdict | p |",
+            "|---|---|---|---|---|---|---|---|",
         ]
+        tests = {
+            e.payload.get("hypothesis_id"): e.payload.get("test") or {}
+            for e in kb.journal(loop.run_id, kinds="verdict")
+        }
         for h in history:
             exp = f"`{h['experiment_id']}`" if h.get("experiment_id") else "—"
             verdict = "vetoed" if h.get("vetoed") else (h.get("verdict") or "–")
+            test = tests.get(h.get("hypothesis_id")) or {}
+            p = f"{test['p_value']:.3g}" if "p_value" in test else test.get("rule", "–")
             md.append(
                 f"| {h.get('iteration')} | {h.get('action')} | {h.get('source', '')} | "
-                f"{_cell(h.get('statement'))} | {exp} | {_fmt(h.get('value'))} | {verdict} |"
+                f"{_cell(h.get('statement'))} | {exp} | {_fmt(h.get('value'))} | {verdict} "
+                f"| {p} |"
             )
     else:
         md.append("Nothing was tried.")
@@ -100,3 +94,75 @@ def write_run_report(
     path = out_dir / "report.md"
     path.write_text("\n".join(md) + "\n", encoding="utf-8")
     return path, (best.id if best else None, best_value)
+
+
+def _answer(
+    loop: AgentLoop, best: Any, best_value: float | None, mine: set[str], history: list[Any]
+) -> list[str]:
+    from soma_agent._final import change_of, final_answer
+
+    if best is None:
+        return ["No successful experiment on this line yet, so the goal is not answered."]
+    md = []
+    ans = final_answer(loop.tools, loop.line, loop.metric, loop.direction)
+    pick = ans.pick or best
+    origin = "found by this run" if pick.id in mine else "found before this run"
+    md.append(
+        f"Selected on validation: the best {loop.metric} on line `{loop.line}` is "
+        f"**{_fmt(ans.pick_value)}**, by experiment `{pick.id}` ({origin}):"
+    )
+    md += ["", f"    {pick.pipeline_summary or pick.pipeline_spec}", ""]
+    if ans.exact_ties:
+        md.append(
+            "Tied exactly (same validation score): "
+            + ", ".join(f"`{i}`" for i in ans.exact_ties)
+            + "."
+        )
+    if ans.runner_up is not None:
+        up = ans.runner_up
+        if ans.comparison is not None:
+            verdict = "a tie within noise" if ans.tie else "behind beyond noise"
+            md.append(
+                f"Runner-up `{up.id}` ({_fmt(ans.runner_up_value)}, {up.pipeline_summary}) "
+                f"is {verdict}: {ans.comparison.text()}."
+            )
+        else:
+            md.append(
+                f"Runner-up `{up.id}` ({_fmt(ans.runner_up_value)}); no per-sample losses "
+                "for a paired test, so a tie cannot be ruled out."
+            )
+    for t in ans.test:
+        md.append(
+            f"Test split (scored once, after selection): `{t.experiment_id}` "
+            f"{loop.metric} **{t.value:.4f}** (95% bootstrap interval over {t.n} test samples "
+            f"[{t.interval[0]:.4f}, {t.interval[1]:.4f}])."
+        )
+    if ans.test_note:
+        md.append(f"Test split: {ans.test_note}.")
+    md.append(
+        "The validation score of the pick is the best of many tries and so biased upwards; "
+        "the test score is not."
+    )
+    # Change points: every new best of this run, and what changed against the one before.
+    sign = 1.0 if loop.direction == "maximize" else -1.0
+    prev, current = None, None
+    rows = []
+    for h in history:
+        value = h.get("value")
+        if value is None or not h.get("experiment_id"):
+            continue
+        if current is None or sign * (value - current) > 0:
+            if prev is not None:
+                try:
+                    old, new = loop.kb.get(prev), loop.kb.get(h["experiment_id"])
+                    what = change_of(loop.tools, old, new, loop.tools.project.parse_spec)
+                except Exception as exc:  # the report must still be written
+                    what = f"(could not compare: {exc})"
+                rows.append(f"- `{prev}` → `{h['experiment_id']}` ({_fmt(value)}): {what}")
+            prev, current = h["experiment_id"], value
+    md = [line for item in md for line in (item, "")] if md else md
+    if rows:
+        md += ["Change points of this run (each new best, and what changed):", "", *rows]
+    elif md and md[-1] == "":
+        md.pop()
+    return md

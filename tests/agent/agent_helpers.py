@@ -153,3 +153,71 @@ VALID_PROPOSAL = {
     "action": "draft",
     "expected_effect": "improve",
 }
+
+
+REGRESSION_DATA = """
+import numpy as np
+from sklearn.datasets import load_diabetes
+from sklearn.model_selection import train_test_split
+
+
+def load():
+    x, y = load_diabetes(return_X_y=True)
+    x_tr, x_rest, y_tr, y_rest = train_test_split(x, y, test_size=0.4, random_state=0)
+    x_va, x_te, y_va, y_te = train_test_split(x_rest, y_rest, test_size=0.5, random_state=0)
+    return {"train": (x_tr, y_tr), "valid": (x_va, y_va), "test": (x_te, y_te)}
+"""
+
+REGRESSION_MODELS = '''
+import numpy as np
+from sklearn.linear_model import Ridge as _Ridge
+from sklearn.neighbors import KNeighborsRegressor
+
+from soma import Filter, search
+
+
+class Ridge(Filter):
+    """Linear least squares with an L2 penalty (regression)."""
+
+    _soma_role = "model"
+    alpha = search(1e-3, 1e3, log=True, default=1.0)
+
+    def fit(self, x, y=None):
+        return _Ridge(alpha=self.alpha).fit(x, y)
+
+    def forward(self, x, state):
+        return state.predict(np.asarray(x))
+
+
+class KNNReg(Filter):
+    """k-nearest-neighbours average (regression)."""
+
+    _soma_role = "model"
+    n_neighbors = search(1, 30, default=5)
+
+    def fit(self, x, y=None):
+        return KNeighborsRegressor(n_neighbors=self.n_neighbors).fit(x, y)
+
+    def forward(self, x, state):
+        return state.predict(np.asarray(x))
+'''
+
+
+def regression_project(folder: Any, metric: str) -> Any:
+    """A small diabetes project (Ridge, KNN; scalers; no reducers) with ``metric`` first."""
+    from soma.project import init_project
+
+    root = init_project(folder, example="digits")
+    (root / "data.py").write_text(REGRESSION_DATA, encoding="utf-8")
+    (root / "filters" / "models.py").write_text(REGRESSION_MODELS, encoding="utf-8")
+    (root / "filters" / "reducers.py").unlink()
+    directions = {"r2": "maximize", "mse": "minimize"}
+    other = "mse" if metric == "r2" else "r2"
+    toml = root / "soma.toml"
+    text = toml.read_text(encoding="utf-8")
+    head, tail = text.split("[[metric]]", 1)[0], text.split("[paths]", 1)[1]
+    metrics = "".join(
+        f'[[metric]]\nname = "{m}"\ndirection = "{directions[m]}"\n\n' for m in (metric, other)
+    )
+    toml.write_text(head + metrics + "[paths]" + tail, encoding="utf-8")
+    return root
