@@ -41,3 +41,43 @@ def test_regression_errors_quote_a_short_prefix_of_a_huge_value(ctx: T.ToolConte
             T.TOOLS[tool].invoke(ctx, {"research_line": huge})
         assert len(str(err.value)) < 2000
         assert "1,000,000 characters" in str(err.value)
+
+
+def test_regression_a_blank_name_is_refused_clearly(ctx: T.ToolContext) -> None:
+    # name=" " used to fail inside the knowledge base with a raw pydantic dump.
+    for tool in ("run_pipeline", "run_study"):
+        with pytest.raises(T.ToolError, match="name: must not be blank"):
+            T.TOOLS[tool].invoke(ctx, {"spec": "StandardScale() >> LogReg()", "name": " "})
+
+
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("run_study", {"spec": "StandardScale() >> LogReg()", "seed": -1}),
+        ("run_study", {"spec": "StandardScale() >> LogReg()", "seed": 2**32}),
+        ("run_pipeline", {"spec": "StandardScale() >> LogReg()", "seed": 2**32}),
+        ("record_experiment", {"metrics": {"accuracy": 0.5}, "seed": 2**63}),
+        ("run_study", {"spec": "StandardScale() >> LogReg()", "n_trials": True}),
+        ("promising_lines", {"k": "3"}),
+    ],
+)
+def test_regression_seeds_have_their_real_bounds_and_numbers_are_strict(
+    ctx: T.ToolContext, tool: str, args: dict[str, object]
+) -> None:
+    # Seeds past 32 bits (numpy) or int64 (SQLite) failed "unexpectedly"; n_trials=true ran
+    # one trial and k="3" three lines (lax coercion).
+    field = next(k for k in args if k != "spec" and k != "metrics")
+    with pytest.raises(T.ToolError) as err:
+        T.TOOLS[tool].invoke(ctx, args)
+    assert f"{field}:" in str(err.value) and "unexpectedly" not in str(err.value)
+
+
+def test_regression_an_unknown_line_lists_a_bounded_number_of_known_ones(
+    ctx: T.ToolContext,
+) -> None:
+    for i in range(30):
+        T.TOOLS["create_research_line"].invoke(ctx, {"name": f"line-{i:02d}"})
+    with pytest.raises(T.ToolError) as err:
+        T.TOOLS["get_trajectory"].invoke(ctx, {"research_line": "nope"})
+    assert "and 10 more" in str(err.value) or "more (list_research_lines" in str(err.value)
+    assert "'line-00'" in str(err.value) and "'line-29'" not in str(err.value)

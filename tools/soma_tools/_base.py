@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 # The shared words (one definition, in the core); re-exported for the tool models.
 from soma.vocabulary import Action, Direction, Origin, Status
@@ -28,6 +30,22 @@ class ToolInput(BaseModel):
     """Arguments of a tool. Unknown arguments are refused, naming them (typos do not pass)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_coercion(cls, value: object, info: ValidationInfo) -> object:
+        # Lax pydantic reads True as 1 and "3" as 3: `n_trials: true` ran one trial. A number
+        # field takes numbers only (an int where a float is asked for is still fine).
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _is_number(field.annotation) and isinstance(value, bool | str):
+            raise ValueError(f"expected a number, got {type(value).__name__} {value!r:.40}")
+        return value
+
+
+def _is_number(annotation: object) -> bool:
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    options = typing.get_args(annotation) if union else (annotation,)
+    return bool not in options and any(option in (int, float) for option in options)
 
 
 class Record(BaseModel):

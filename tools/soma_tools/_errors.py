@@ -9,7 +9,7 @@ in-process callers (the agent) catch it like any exception.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from soma.errors import SomaError
 
@@ -62,6 +62,13 @@ class PipelineFailedError(ToolError):
         super().__init__(message)
 
 
+BLANK = r"\S"  # the pattern of a field that must not be blank (see _models_runs.NOT_BLANK)
+
+
+def _pattern(err: Any) -> object:
+    return (err.get("ctx") or {}).get("pattern")
+
+
 def describe_validation_error(tool: str, exc: pydantic.ValidationError) -> str:
     """``Invalid arguments for run_study: n_trials: Input should be ...`` (one line a field)."""
     lines = []
@@ -70,6 +77,8 @@ def describe_validation_error(tool: str, exc: pydantic.ValidationError) -> str:
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown argument"
+        elif err["type"] == "string_pattern_mismatch" and _pattern(err) == BLANK:
+            msg = "must not be blank"
         got = (
             "" if err["type"] in ("missing", "extra_forbidden") else f" (got {err['input']!r:.80})"
         )

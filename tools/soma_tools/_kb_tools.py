@@ -72,6 +72,9 @@ def iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+_KNOWN_SHOWN = 20  # line names an error lists; the rest are counted
+
+
 def existing_line(ctx: ToolContext, name: str, *, field: str = "research_line") -> Any:
     """The named line; ToolError listing the known lines when it does not exist.
 
@@ -82,7 +85,10 @@ def existing_line(ctx: ToolContext, name: str, *, field: str = "research_line") 
     try:
         return ctx.kb.get_line(name)
     except KnowledgeBaseError:
-        known = ", ".join(sorted(line.name for line in ctx.kb.lines())) or "none yet"
+        names = sorted(line.name for line in ctx.kb.lines())
+        known = ", ".join(repr(n) for n in names[:_KNOWN_SHOWN]) or "none yet"
+        if len(names) > _KNOWN_SHOWN:
+            known += f", and {len(names) - _KNOWN_SHOWN} more (list_research_lines lists all)"
         raise ToolError(f"unknown research line {name!r} (known: {known})", field=field) from None
 
 

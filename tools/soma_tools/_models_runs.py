@@ -12,6 +12,9 @@ from pydantic import Field, model_validator
 from soma_tools._base import Action, Origin, Record, Status, ToolInput, ToolOutput
 from soma_tools._render import fmt, markdown_table
 
+#: A name holds at least one character that is not white space.
+NOT_BLANK = r"\S"
+
 __all__ = [
     "NodeRun",
     "RecordExperimentInput",
@@ -47,14 +50,22 @@ class RunPipelineInput(ToolInput):
     )
     research_line: str | None = Field(None, description=_LINE_HELP)
     hypothesis: str = Field("", description="What this experiment tests, in one sentence.")
-    name: str | None = Field(None, description="Short experiment name (default: the pipeline).")
+    name: str | None = Field(
+        None,
+        pattern=NOT_BLANK,
+        max_length=200,
+        description="Short experiment name (default: the pipeline).",
+    )
     parent_id: str | None = Field(None, description="Experiment this one derives from.")
     action: Action = Field(Action.MANUAL, description="Why it was run: draft, improve, debug, ...")
     tags: list[str] = Field(
         default_factory=list, description="Labels to find it by later, e.g. ['baseline', 'pca']."
     )
     seed: int | None = Field(
-        None, description="Random seed: sets numpy/random and every 'seed'/'random_state' param."
+        None,
+        ge=0,
+        le=2**32 - 1,  # numpy's and scikit-learn's seeds are 32-bit
+        description="Random seed: sets numpy/random and every 'seed'/'random_state' param.",
     )
     idempotency_key: str | None = Field(
         None,
@@ -138,8 +149,10 @@ class RunStudyInput(ToolInput):
         None, gt=0, description="Stop starting new trials after this many seconds."
     )
     research_line: str | None = Field(None, description=_LINE_HELP)
-    seed: int | None = Field(None, description="Seed of the sampler.")
-    name: str | None = Field(None, description="Study name (default: generated).")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Seed of the sampler.")
+    name: str | None = Field(
+        None, pattern=NOT_BLANK, max_length=200, description="Study name (default: generated)."
+    )
 
 
 class TrialRow(Record):
@@ -190,7 +203,10 @@ class RecordExperimentInput(ToolInput):
         "given (plus metrics/status to complete a running one).",
     )
     name: str | None = Field(
-        None, description="Short experiment name (default: the hypothesis or pipeline)."
+        None,
+        pattern=NOT_BLANK,
+        max_length=200,
+        description="Short experiment name (default: the hypothesis or pipeline).",
     )
     hypothesis: str | None = Field(None, description="What the experiment tested, in a sentence.")
     research_line: str | None = Field(None, description=_LINE_HELP)
@@ -215,7 +231,9 @@ class RecordExperimentInput(ToolInput):
     )
     tags: list[str] | None = Field(None, description="Labels to find it by later.")
     notes: str | None = Field(None, description="Free-text notes, e.g. the reason for a verdict.")
-    seed: int | None = Field(None, description="Random seed the run used, if any.")
+    seed: int | None = Field(
+        None, ge=-(2**63), le=2**63 - 1, description="Random seed the run used, if any."
+    )
     verdict: Literal["supported", "refuted", "inconclusive"] | None = Field(
         None, description="Conclusion about the hypothesis."
     )
