@@ -9,6 +9,12 @@ Each node has a mode:
 - ``barrier``: its inputs are buffered until the stream ends, then it runs once (fitting
   on all rows when the stream fits); its descendants run once after it.
 
+Branch and Loop nodes run per chunk: the predicate sees the chunk, so each chunk takes its
+own arm, and a Loop repeats its body until ``until`` holds for that chunk; the nodes in an
+arm or body keep their own modes (a Loop body's states are per iteration, ``name@i`` in
+``states``, as fit unrolls them). A top-level Branch/Loop can be a ``barrier``: it then
+runs once on every row, with everything inside it.
+
 With ``fit=True`` every learning node defaults to ``evolving``; one without ``partial_fit``
 is an error before any chunk is read (make it a barrier, or fit the graph first). Every
 ``checkpoint_every`` chunks the evolving states and barrier buffers go to a store; a
@@ -31,7 +37,7 @@ from soma.data._errors import StreamError
 from soma.data.sources import chunks_from
 from soma.errors import ExecutionError, ValidationError
 from soma.fingerprint import combine, filter_fingerprint, hash_value
-from soma.plan import KEYED, SINGLE
+from soma.plan import KEYED, SINGLE, VARIADIC
 
 if TYPE_CHECKING:
     from soma.cache import Cache
@@ -75,14 +81,10 @@ class Stream:
         self.graph, self.source, self.fit, self.labels = graph, source, fit, labels
         self.cache = cache
         self.plan = plan
-        self.order = [n for n in plan.order if n in plan.regions[(None, None)].nodes]
-        for name in plan.order:
-            spec = plan.nodes[name]
-            if spec.kind != "filter" or name not in self.order:
-                raise StreamError(
-                    f"node {name!r}: Branch/Loop steps cannot run in a stream yet; "
-                    "stream the graph before or after them"
-                )
+        self.order = list(plan.regions[(None, None)].nodes)  # the top level, topological
+        self.owner = {
+            name: key for key, region in plan.regions.items() if key[0] for name in region.nodes
+        }  # node inside a Branch arm / Loop body -> (control node, arm)
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int):
             raise ValidationError(
                 "checkpoint_every", f"expected an int >= 1, got {checkpoint_every!r}"
@@ -108,24 +110,42 @@ class Stream:
         self._buffers: dict[str, list[tuple[Any, ...]]] = {}
         self._ys: list[Any] = []
         self._history: dict[str, str] = {}  # evolving node -> key chain of what it has seen
-        self._fingerprints = {n: filter_fingerprint(graph.nodes[n]) for n in self.order}
+        self._fingerprints = {n: filter_fingerprint(graph.nodes[n]) for n in plan.order}
         self._fixed_keys: dict[str, str] = {}
-        self._fitted: dict[str, Any] = graph.states if graph.is_fitted else {}
+        self._control_inputs: dict[str, Any] = {}  # a barrier Branch/Loop's joined rows
+        # The graph's fitted states by (node, loop iteration path), as the executor keeps them.
+        self._fitted: dict[tuple[str, tuple[int, ...]], Any] = (
+            dict(graph._states) if graph.is_fitted else {}
+        )
 
     # -- set-up ---------------------------------------------------------------------------
 
     def _resolve_modes(self, modes: dict[str, Mode]) -> dict[str, Mode]:
-        unknown = sorted(set(modes) - set(self.order))
+        unknown = sorted(set(modes) - set(self.plan.order))
         if unknown:
-            raise ValidationError("modes", f"unknown nodes {unknown} (nodes: {self.order})")
+            raise ValidationError("modes", f"unknown nodes {unknown} (nodes: {self.plan.order})")
         resolved: dict[str, Mode] = {}
-        for name in self.order:
+        for name in self.plan.order:
             spec, flt = self.plan.nodes[name], self.graph.nodes[name]
+            mode = modes.get(name)
+            if mode is not None and mode not in _MODES:
+                raise ValidationError(f"modes.{name}", f"expected one of {_MODES}, got {mode!r}")
+            if spec.kind != "filter":
+                resolved[name] = self._control_mode(name, mode)
+                continue
+            if name in self.owner and modes.get(self._top(name)) == "barrier":
+                # Inside a barrier Branch/Loop: it runs once on every row with it.
+                resolved[name] = "barrier"
+                continue
             learns = not spec.stateless or can_partial_fit(flt)
             default: Mode = "evolving" if self.fit and learns else "fixed"
-            mode = modes.get(name, default)
-            if mode not in _MODES:
-                raise ValidationError(f"modes.{name}", f"expected one of {_MODES}, got {mode!r}")
+            mode = mode or default
+            if mode == "barrier" and name in self.owner:
+                owner, arm = self.owner[name]
+                raise StreamError(
+                    f"node {name!r} sits in {arm!r} of {self.plan.nodes[owner].kind} {owner!r} "
+                    f"and cannot be a 'barrier' on its own; make {owner!r} the barrier"
+                )
             if mode == "evolving" and not can_partial_fit(flt):
                 raise StreamError(
                     f"node {name!r} ({type(flt).__name__}) cannot be fitted over a stream: it "
@@ -140,6 +160,28 @@ class Stream:
                 )
             resolved[name] = mode
         return resolved
+
+    def _top(self, name: str) -> str:
+        """The top-level node ``name`` sits in (itself at the top level)."""
+        while name in self.owner:
+            name = self.owner[name][0]
+        return name
+
+    def _control_mode(self, name: str, mode: Mode | None) -> Mode:
+        # A Branch/Loop runs per chunk ("fixed", its arm's nodes in their own modes) or,
+        # as a barrier, once on every row at the end; it has no state to evolve.
+        kind = self.plan.nodes[name].kind
+        if mode == "evolving":
+            raise StreamError(
+                f"node {name!r} is a {kind.capitalize()} and has no state of its own: give it "
+                "'fixed' (per chunk; the nodes inside keep their own modes) or 'barrier'"
+            )
+        if mode == "barrier" and name in self.owner:
+            raise StreamError(
+                f"{kind} {name!r} is nested in {self.owner[name][0]!r}; only a top-level "
+                "node can be a 'barrier'"
+            )
+        return mode or "fixed"
 
     def _after_barrier(self) -> set[str]:
         late: set[str] = set()
@@ -228,50 +270,155 @@ class Stream:
                 ):
                     self._buffers.setdefault(name, []).append(_gather(spec, values))
                 continue
-            inputs = _gather(spec, values)
-            values[name] = self._run_node(name, inputs, y, keys, spec.sources)
+            self._run_one(name, values, y, keys, (), once=False)
         return values
 
+    def _run_one(
+        self, name: str, values: dict, y: Any, keys: dict | None, path: tuple[int, ...], once: bool
+    ) -> None:
+        """One node of a region: a filter in its mode, or a Branch/Loop with its arm."""
+        spec = self.plan.nodes[name]
+        if spec.kind == "branch":
+            self._run_branch(name, values, y, keys, path, once)
+        elif spec.kind == "loop":
+            self._run_loop(name, values, y, keys, path, once)
+        elif once:
+            values[name] = self._run_once(name, _gather(spec, values), y, path)
+        else:
+            values[name] = self._run_node(name, _gather(spec, values), y, keys, spec.sources, path)
+
+    def _region(
+        self,
+        owner: str,
+        label: str,
+        values: dict,
+        y: Any,
+        keys: dict | None,
+        path: tuple,
+        once: bool,
+    ) -> None:
+        for name in self.plan.regions[(owner, label)].nodes:
+            self._run_one(name, values, y, keys, path, once)
+
+    def _region_output(self, owner: str, label: str, values: dict, keys: dict | None) -> None:
+        """The arm's output becomes the control node's (an empty arm passes its input)."""
+        leaves = self.plan.regions[(owner, label)].leaves
+        source: Any = ("in", owner)
+        values[owner] = _leaves_output(leaves, values) if leaves else values[source]
+        if self.cache is not None and keys is not None:
+            keys[owner] = combine("arm", *(keys[n] for n in leaves)) if leaves else keys[source]
+
+    def _control_in(self, name: str, values: dict, keys: dict | None) -> Any:
+        spec = self.plan.nodes[name]
+        x = self._control_inputs.pop(name, _MISSING)
+        if x is _MISSING:
+            x = _gather(spec, values)[0]
+        values[("in", name)] = x
+        if self.cache is not None and keys is not None:
+            keys[("in", name)] = combine("control-in", *(keys[s] for s in spec.sources))
+        return x
+
+    def _decide(self, name: str, func: Any, value: Any) -> bool:
+        try:
+            return bool(func(value))
+        except Exception as exc:
+            raise ExecutionError(name, f"stream chunk {self.chunks_done}", exc) from exc
+
+    def _run_branch(
+        self, name: str, values: dict, y: Any, keys: dict | None, path: tuple, once: bool
+    ) -> None:
+        # The predicate sees this chunk's input (all rows for a barrier): each chunk takes
+        # its own arm, like a forward on that chunk alone would.
+        x = self._control_in(name, values, keys)
+        taken = "then" if self._decide(name, self.graph.nodes[name].predicate, x) else "otherwise"
+        self._region(name, taken, values, y, keys, path, once)
+        self._region_output(name, taken, values, keys)
+
+    def _run_loop(
+        self, name: str, values: dict, y: Any, keys: dict | None, path: tuple, once: bool
+    ) -> None:
+        loop = self.graph.nodes[name]
+        self._control_in(name, values, keys)
+        for index in range(loop.max_iterations):
+            # Each iteration has its own states (the body is unrolled, as in fit).
+            self._region(name, "body", values, y, keys, (*path, index), once)
+            self._region_output(name, "body", values, keys)
+            if loop.until is not None and self._decide(name, loop.until, values[name]):
+                break
+            values[("in", name)] = values[name]
+            if self.cache is not None and keys is not None:
+                keys[("in", name)] = keys[name]
+
     def _run_node(
-        self, name: str, inputs: tuple[Any, ...], y: Any, keys: dict, sources: Any
+        self,
+        name: str,
+        inputs: tuple[Any, ...],
+        y: Any,
+        keys: dict,
+        sources: Any,
+        path: tuple[int, ...] = (),
     ) -> Any:
         flt, mode = self.graph.nodes[name], self.modes[name]
         phase = f"stream chunk {self.chunks_done} ({mode})"
+        label = _state_label(name, path)
         try:
             if mode == "evolving":
-                state = self.states.get(name, _MISSING)
+                state = self.states.get(label, _MISSING)
                 x = inputs[0] if len(inputs) == 1 else inputs
                 if state is _MISSING:
-                    state = self._initial_state(name, flt, x, y)
+                    state = self._initial_state(name, path, flt, x, y)
                 state = flt.partial_fit(x, y, state, 1)
                 if state is None:
                     raise ValueError("partial_fit returned None; it must return the new state")
-                self.states[name] = state
+                self.states[label] = state
                 if self.cache is not None:
                     seen = [keys[s] for s in sources]
-                    chain = combine("evolve", self._history.get(name, ""), *seen)
-                    self._history[name] = keys[name] = chain
-                return flt.forward(*inputs, state)
-            state = self._fitted.get(name)
+                    chain = combine("evolve", self._history.get(label, ""), *seen)
+                    self._history[label] = keys[name] = chain
+                return self._forward(name, inputs, state)
+            state = self._fixed_state(name, path)
             if self.cache is None:
-                return flt.forward(*inputs, state)
+                return self._forward(name, inputs, state)
             key = combine(
                 "stream-out",
                 self._fingerprints[name],
-                self._state_key(name, state),
+                self._state_key(label, state),
                 *(keys[s] for s in sources),
             )
             keys[name] = key
             hit, value = self.cache.get(key)
             if hit:
                 return value
-            value = flt.forward(*inputs, state)
+            value = self._forward(name, inputs, state)
             self.cache.put(key, value)
             return value
-        except ExecutionError:
+        except (ExecutionError, StreamError):
             raise
         except Exception as exc:
             raise ExecutionError(name, phase, exc) from exc
+
+    def _forward(self, name: str, inputs: tuple[Any, ...], state: Any) -> Any:
+        if self.plan.nodes[name].mode == VARIADIC:
+            return self.graph.nodes[name].forward(*inputs, state=state)
+        return self.graph.nodes[name].forward(*inputs, state)
+
+    def _fixed_state(self, name: str, path: tuple[int, ...]) -> Any:
+        if self.plan.nodes[name].stateless:
+            return None
+        state = self._fitted.get((name, path), _MISSING)
+        if state is _MISSING:
+            owner, arm = self.owner.get(name, (None, None))
+            where = f" (in {arm!r} of {owner!r})" if owner else ""
+            reason = (
+                f"fit ran fewer than {path[-1] + 1} iteration(s) of its Loop"
+                if path
+                else "fit did not take that Branch arm"
+            )
+            raise StreamError(
+                f"node {name!r}{where} has no fitted state for chunk {self.chunks_done}: "
+                f"{reason}; fit on data that reaches it, or stream with fit=True"
+            )
+        return state
 
     def _state_key(self, name: str, state: Any) -> str:
         key = self._fixed_keys.get(name)
@@ -279,9 +426,9 @@ class Stream:
             key = self._fixed_keys[name] = hash_value(state)
         return key
 
-    def _initial_state(self, name: str, flt: Any, x: Any, y: Any) -> Any:
-        if self._fitted.get(name) is not None:
-            return self._fitted[name]
+    def _initial_state(self, name: str, path: tuple, flt: Any, x: Any, y: Any) -> Any:
+        if self._fitted.get((name, path)) is not None:
+            return self._fitted[(name, path)]
         init = getattr(flt, "init_state", None)
         return init(x, y) if callable(init) else None
 
@@ -293,28 +440,46 @@ class Stream:
         for name in self.order:
             if name not in self.after_barrier:
                 continue
-            spec, flt = self.plan.nodes[name], self.graph.nodes[name]
+            spec = self.plan.nodes[name]
             buffered = self._buffers.get(name)
-            if buffered is not None:
-                inputs = tuple(
-                    _concat([chunk[i] for chunk in buffered]) for i in range(len(buffered[0]))
-                )
+            inputs = _concat_inputs(spec, buffered) if buffered else _gather(spec, values)
+            if spec.kind == "filter":
+                values[name] = self._run_once(name, inputs, y_all, ())
             else:
-                inputs = _gather(spec, values)
-            try:
-                if spec.stateless:
-                    state = None
-                elif self.fit or not self.graph.is_fitted:
-                    x = inputs[0] if len(inputs) == 1 else inputs
-                    state = flt.fit(x, y_all) if spec.fit_takes_y else flt.fit(x)
-                    self.states[name] = state
-                else:
-                    state = self._fitted.get(name)
-                values[name] = flt.forward(*inputs, state)
-            except Exception as exc:
-                raise ExecutionError(name, "stream end (barrier)", exc) from exc
+                self._control_inputs[name] = inputs[0]  # a Branch/Loop on every row, once
+                self._run_one(name, values, y_all, None, (), once=True)
         late_leaves = [n for n in self.plan.leaves if n in self.after_barrier]
         self.result = _leaves_output(late_leaves, values)
+
+    def _run_once(self, name: str, inputs: tuple[Any, ...], y_all: Any, path: tuple) -> Any:
+        """A node after a barrier: one run on every row (fitting it when the stream fits)."""
+        spec, flt = self.plan.nodes[name], self.graph.nodes[name]
+        try:
+            if spec.stateless:
+                state = None
+            elif self.fit or not self.graph.is_fitted:
+                x = inputs[0] if len(inputs) == 1 else inputs
+                state = flt.fit(x, y_all) if spec.fit_takes_y else flt.fit(x)
+                self.states[_state_label(name, path)] = state
+            else:
+                state = self._fixed_state(name, path)
+            return self._forward(name, inputs, state)
+        except StreamError:
+            raise
+        except Exception as exc:
+            raise ExecutionError(name, "stream end (barrier)", exc) from exc
+
+
+def _state_label(name: str, path: tuple[int, ...]) -> str:
+    """Where ``states`` keeps a node's state: its name; ``name@i`` in Loop iteration i."""
+    return name if not path else f"{name}@{'.'.join(str(i) for i in path)}"
+
+
+def _concat_inputs(spec: Any, buffered: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """A barrier's buffered per-chunk inputs joined into one input per argument."""
+    if spec.mode == KEYED:
+        return ({s: _concat([chunk[0][s] for chunk in buffered]) for s in spec.sources},)
+    return tuple(_concat([chunk[i] for chunk in buffered]) for i in range(len(buffered[0])))
 
 
 def _gather(spec: Any, values: dict[Any, Any]) -> tuple[Any, ...]:
