@@ -16,8 +16,10 @@ not block other calls; progress is sent as MCP progress notifications when the c
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -164,6 +166,7 @@ def serve_http(
     """
     import uvicorn
 
+    listener = _bind(host, port)  # before anything is announced: a busy port is one line
     server = create_server(project)
     # An empty token (e.g. SOMA_MCP_TOKEN="") counts as none: one is generated *and shown*,
     # or nobody could ever connect.
@@ -181,9 +184,35 @@ def serve_http(
     (announce or _announce)(url, token, generated)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
+        listener.close()
         server.tool_context.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, handed to uvicorn (no window for another process
+    to take the port between the check and the start); ValidationError when it is taken."""
+    from soma.errors import ValidationError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = (
+            "is already in use"
+            if exc.errno == errno.EADDRINUSE
+            else f"cannot be bound ({exc.strerror})"
+        )
+        raise ValidationError(
+            "port", f"{host}:{port} {reason}; choose another with --port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _url_host(host: str) -> str:

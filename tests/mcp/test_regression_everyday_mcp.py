@@ -1,0 +1,28 @@
+"""Issue 17, MCP items: a busy HTTP port, one file convention for filters, resources."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, server_env
+
+
+def test_regression_http_on_a_busy_port_says_so_in_one_line(example_project: Path) -> None:
+    # It printed "serving" and a token, then died with uvicorn's error and exit 3.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "soma.cli", "mcp", "--http", "--port", str(port),
+             "--project", str(example_project), "--embedder", "hashing"],
+            capture_output=True, text=True, timeout=60, cwd=REPO, env=server_env(),
+        )  # fmt: skip
+    assert proc.returncode == 1, proc
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"127.0.0.1:{port} is already in use" in lines[0] and "--port" in lines[0]
+    assert "token" not in proc.stderr.lower() and proc.stdout == ""
