@@ -26,3 +26,27 @@ def test_regression_http_on_a_busy_port_says_so_in_one_line(example_project: Pat
     assert len(lines) == 1, proc.stderr
     assert f"127.0.0.1:{port} is already in use" in lines[0] and "--port" in lines[0]
     assert "token" not in proc.stderr.lower() and proc.stdout == ""
+
+
+def test_regression_filter_files_one_convention(tmp_path: Path) -> None:
+    # list_filters returned file "filters/models.py" and read_filter_source(file=...) refused
+    # that same string.
+    from conftest import make_project
+
+    import soma_tools as T
+
+    ctx = T.ToolContext(make_project(tmp_path / "digits"), embedder="hashing")
+    try:
+        listed = {f.name: f.file for f in T.list_filters(ctx, T.ListFiltersInput()).filters}
+        assert listed["PCA"].startswith("filters/")
+        by_listed = T.read_filter_source(ctx, T.ReadFilterSourceInput(file=listed["PCA"]))
+        by_folder = T.read_filter_source(
+            ctx, T.ReadFilterSourceInput(file=listed["PCA"].removeprefix("filters/"))
+        )
+        assert by_listed.source == by_folder.source and "class PCA" in by_listed.source
+        written = T.write_filter_source(
+            ctx, T.WriteFilterSourceInput(path="filters/extra.py", content="X = 1\n")
+        )
+        assert written.path == "extra.py" and (ctx.project.filters_dir / "extra.py").is_file()
+    finally:
+        ctx.close()

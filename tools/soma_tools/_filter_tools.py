@@ -92,6 +92,23 @@ def list_filters(ctx: ToolContext, inp: ListFiltersInput) -> ListFiltersOutput:
     )
 
 
+def in_filters_folder(ctx: ToolContext, raw: str | None) -> str:
+    """``raw`` relative to the filters folder. list_filters names files from the project root
+    ('filters/models.py'); the read and write tools take that form as well as 'models.py'
+    (unless the filters folder has a subfolder of that name, where the path means it)."""
+    raw = raw or ""
+    filters_dir = ctx.project.filters_dir
+    try:
+        prefix = filters_dir.resolve().relative_to(ctx.root.resolve()).as_posix()
+    except ValueError:  # a filters folder outside the project: list_filters' paths differ
+        return raw
+    head = prefix + "/"
+    shadowed = (filters_dir / prefix.split("/")[0]).is_dir()
+    if prefix not in ("", ".") and raw.startswith(head) and not shadowed:
+        return raw[len(head) :]
+    return raw
+
+
 def read_filter_source(ctx: ToolContext, inp: ReadFilterSourceInput) -> ReadFilterSourceOutput:
     """The source of a filter class's file (by class name) or of a file in the filters folder."""
     filters_dir = ctx.project.filters_dir
@@ -105,7 +122,7 @@ def read_filter_source(ctx: ToolContext, inp: ReadFilterSourceInput) -> ReadFilt
         path = (ctx.root / info.file).resolve()
         target = check_filter_path(filters_dir, path.relative_to(filters_dir.resolve()).as_posix())
     else:
-        target = check_filter_path(filters_dir, inp.file or "", field="file")
+        target = check_filter_path(filters_dir, in_filters_folder(ctx, inp.file), field="file")
         if not target.path.is_file():
             known = ", ".join(sorted(p.name for p in filters_dir.glob("*.py"))) or "none"
             raise ToolError(
@@ -142,7 +159,7 @@ def _class_span(source: str, name: str) -> tuple[int | None, int | None]:
 def write_filter_source(ctx: ToolContext, inp: WriteFilterSourceInput) -> WriteFilterSourceOutput:
     """Create or replace a module in the filters folder, safely; report whether filters import."""
     project = ctx.project
-    target = check_filter_path(project.filters_dir, inp.path)
+    target = check_filter_path(project.filters_dir, in_filters_folder(ctx, inp.path))
     check_python_source(inp.content, target.rel)
     with ctx.write_lock:
         existed = target.path.exists()

@@ -75,7 +75,8 @@ class ReadFilterSourceInput(ToolInput):
     file: str | None = Field(
         None,
         max_length=1024,
-        description="File path relative to the filters folder, e.g. 'models.py'.",
+        description="File path relative to the filters folder, e.g. 'models.py', or as "
+        "list_filters gives it, e.g. 'filters/models.py'.",
     )
 
     @model_validator(mode="after")
@@ -112,7 +113,8 @@ class WriteFilterSourceInput(ToolInput):
 
     path: str = Field(
         max_length=1024,
-        description="Relative path inside the filters folder ending in .py, e.g. 'my_scalers.py'.",
+        description="Relative path inside the filters folder ending in .py, e.g. 'my_scalers.py' "
+        "(the folder's own prefix, as list_filters shows files, is accepted too).",
     )
     content: str = Field(description="The whole new file content (valid Python).")
 
