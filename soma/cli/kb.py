@@ -209,7 +209,8 @@ def query(
             [{"score": h.score, "experiment": h.experiment.model_dump(mode="json")} for h in hits]
         )
         return
-    title = f"{len(hits)} results" + (f" for {text!r}" if text else "")
+    title = f"{len(hits)} result{'' if len(hits) == 1 else 's'}"
+    title += f" for {text!r}" if text else ""
     _console().print(_experiments_table([(h.experiment, h.score) for h in hits], title))
 
 
@@ -218,10 +219,12 @@ def lines(project: ProjectDir = Path("."), kb: KbFile = None, as_json: AsJson = 
     """Research lines with their size, best value and trend."""
     from rich.table import Table
 
+    from soma.knowledge import summarize_line
+
     rows = []
     with _open(project, kb) as base:
         for ln in base.lines():
-            best = base.best(ln.name)
+            summary = summarize_line(base, ln)
             rows.append(
                 {
                     "name": ln.name,
@@ -229,10 +232,10 @@ def lines(project: ProjectDir = Path("."), kb: KbFile = None, as_json: AsJson = 
                     "direction": ln.direction,
                     "description": ln.description,
                     "status": ln.status,
-                    "n_experiments": base.count(line=ln.name),
-                    "best_value": None if best is None else best.value(ln.metric),
-                    "best_experiment_id": None if best is None else best.id,
-                    "trend": base.trend(ln.name).value,
+                    "n_experiments": summary.n_experiments,
+                    "best_value": summary.best_value,
+                    "best_experiment_id": summary.best_experiment_id,
+                    "trend": summary.trend_name,
                 }
             )
     if as_json:

@@ -361,6 +361,8 @@ class KnowledgeBase:
         _positive(k, "k")
         if line is not None:
             self.get_line(line)
+        if where is not None:
+            self._check_where_names(where)
         semantic = text is not None and bool(text.strip())
         window = None
         if semantic and self._semantic.index_type.pushes_time_window:
@@ -392,6 +394,31 @@ class KnowledgeBase:
         return [
             SearchHit(experiment=by_seq[seq], score=score) for seq, score in pairs if seq in by_seq
         ]
+
+    def _check_where_names(self, where: str) -> None:
+        """A name that no experiment records (``acc > 0.9``) would silently match nothing:
+        refuse it, naming the metrics (or params) that do exist."""
+        import difflib
+
+        from soma.knowledge._where import parse_where
+
+        for source, name in parse_where(where).names():
+            sql = f"SELECT DISTINCT j.key FROM experiments, json_each(experiments.{source}) j"
+            known = {
+                r[0] for r in self._store.read(lambda db, q=sql: db.conn.execute(q).fetchall())
+            }
+            if source == "metrics":
+                known |= {ln.metric for ln in self.lines()}
+            if name in known or not known:
+                continue
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
+            by_case = [k for k in known if k.lower() == name.lower()]
+            hint = f"; did you mean {(by_case or close)[0]!r}?" if by_case or close else ""
+            kind = "metric" if source == "metrics" else "param"
+            listing = ", ".join(sorted(known)[:30])
+            raise ValidationError(
+                "where", f"no experiment records a {kind} {name!r}{hint} ({kind}s: {listing})"
+            )
 
     def novelty(
         self,

@@ -69,3 +69,18 @@ def test_regression_small_wording(digits_project: Path) -> None:
     code, out = soma("kb", "list", "-p", p, "--line", "nope")
     assert code == 1 and "create_line(" not in out
     assert f"known: '{LONG_LINE}'" in out and "soma study run SPEC --line NAME" in out
+
+
+def test_regression_misspelt_metric_in_where_names_the_metrics(digits_project: Path) -> None:
+    # 'acc > 0.9' silently matched nothing.
+    _seed(digits_project)
+    code, out = soma("kb", "query", "-p", str(digits_project), "-w", "acc > 0.9")
+    assert code == 1
+    assert "no experiment records a metric 'acc'; did you mean 'accuracy'?" in out
+    code, out = soma("kb", "query", "-p", str(digits_project), "-w", "accuracy > 0.925")
+    assert code == 0 and "2 results" in out
+    with KnowledgeBase(load_project(digits_project).kb_path, embedder=HashingEmbedder()) as kb:
+        try:
+            kb.query(where="params.alpah < 1")
+        except Exception as exc:
+            raise AssertionError("no experiment has params: nothing to compare with") from exc
