@@ -20,6 +20,7 @@ from __future__ import annotations
 from soma.knowledge._analytics import classify_trend, detect_change_points, noise_scale
 from soma.knowledge._embed import Embedder, HashingEmbedder, MiniLMEmbedder, resolve_embedder
 from soma.knowledge._kb import KnowledgeBase
+from soma.knowledge._line_summary import LineSummary, summarize_line
 from soma.knowledge._paths import default_kb_path
 from soma.knowledge._records import (
     ChangePoint,
@@ -55,6 +56,7 @@ __all__ = [
     "HypothesisTrajectory",
     "JournalEntry",
     "KnowledgeBase",
+    "LineSummary",
     "MiniLMEmbedder",
     "Novelty",
     "PromisingLine",
@@ -73,4 +75,5 @@ __all__ = [
     "noise_scale",
     "parse_where",
     "resolve_embedder",
+    "summarize_line",
 ]

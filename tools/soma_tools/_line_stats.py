@@ -1,4 +1,5 @@
-"""Per-line trajectory, trend and best value, computed once and reused until the line changes.
+"""Per-line summaries (:func:`soma.knowledge.summarize_line`), computed once and reused until
+the line changes.
 
 ``KnowledgeBase.trajectory`` reads every experiment of the line; a line of a thousand
 experiments costs tens of milliseconds, paid on every ``get_trajectory`` and
@@ -11,31 +12,16 @@ line's experiment count, and the size and modification time of the knowledge bas
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from soma.knowledge import LineSummary, summarize_line
 
 __all__ = ["LineStats", "LineStatsCache"]
 
 
-@dataclass(frozen=True)
-class LineStats:
-    """A line's trajectory in ``metric`` with its trend, size and best point."""
-
-    line: Any  # soma.knowledge.ResearchLine
-    metric: str
-    direction: str
-    points: tuple[Any, ...]  # soma.knowledge.TrajectoryPoint, oldest first
-    trend: str
-    n_experiments: int
-
-    @property
-    def best_value(self) -> float | None:
-        return float(self.points[-1].best_so_far) if self.points else None
-
-    @property
-    def best_experiment_id(self) -> str | None:
-        return self.points[-1].best_experiment_id if self.points else None
+#: What the tools keep per line: the knowledge base's one line summary.
+LineStats = LineSummary
 
 
 def _file_signature(path: Path) -> tuple[int, ...]:
@@ -68,10 +54,7 @@ class LineStatsCache:
         self, kb: Any, line: Any, metric: str | None = None, direction: str | None = None
     ) -> LineStats:
         """The stats of ``line`` (a ResearchLine) in ``metric`` (default: the line's)."""
-        from soma.knowledge import classify_trend
-
         metric = metric or line.metric
-        direction = direction or line.direction
         token = (
             self._generation,
             kb.count(line=line.name),
@@ -82,19 +65,8 @@ class LineStatsCache:
             cached = self._entries.get(key)
         if cached is not None and cached[0] == token:
             return cached[1]
-        if metric == line.metric:
-            points = kb.trajectory(line.name)
-        else:
-            points = kb.trajectory(line.name, metric, direction=direction)
-        trend = classify_trend([p.value for p in points], direction)
-        stats = LineStats(
-            line=line,
-            metric=metric,
-            direction=direction,
-            points=tuple(points),
-            trend=str(getattr(trend, "value", trend)),
-            n_experiments=token[1],
-        )
+        other = metric != line.metric  # another metric: its direction from the caller
+        stats = summarize_line(kb, line, metric, direction=direction if other else None)
         with self._lock:
             if token[0] == self._generation:
                 self._entries[key] = (token, stats)

@@ -53,31 +53,24 @@ class LineDetail:
     change_points: tuple[Any, ...]
 
 
-def _trend_name(trend: object) -> str:
-    name = getattr(trend, "name", None) or getattr(trend, "value", None) or str(trend)
-    return str(name).split(".")[-1].lower()
-
-
 def load_lines(kb: Any) -> list[LineRow]:
     """Summarise every research line of ``kb`` (cheap: no change-point detection)."""
+    from soma.knowledge import summarize_line  # the one summary the CLI and tools show
+
     rows: list[LineRow] = []
     for line in kb.lines():
-        trajectory = kb.trajectory(line.name)
-        best = kb.best(line.name)
-        best_value = None
-        if best is not None:
-            best_value = (best.metrics or {}).get(best.primary_metric or line.metric)
+        summary = summarize_line(kb, line)
         rows.append(
             LineRow(
                 name=line.name,
                 metric=line.metric,
                 direction=str(line.direction),
                 description=line.description or "",
-                n_experiments=len(kb.experiments(line=line.name)),
-                best_value=best_value,
-                best_experiment_id=None if best is None else best.id,
-                trend=_trend_name(kb.trend(line.name)),
-                values=tuple(float(p.value) for p in trajectory),
+                n_experiments=summary.n_experiments,
+                best_value=summary.best_value,
+                best_experiment_id=summary.best_experiment_id,
+                trend=summary.trend_name,
+                values=summary.values,
             )
         )
     return rows
