@@ -87,7 +87,9 @@ class Filter:
         for name in params:
             if name not in decls:
                 known = ", ".join(sorted(decls)) or "none"
-                raise ParamError(f"{cls_name}: unknown parameter {name!r} (known: {known})")
+                same = [d for d in decls if d.lower() == name.lower()]  # 'c' for 'C'
+                hint = f"; did you mean {same[0]!r}?" if same else ""
+                raise ParamError(f"{cls_name}: unknown parameter {name!r}{hint} (known: {known})")
         values: dict[str, Any] = {}
         for name, decl in decls.items():
             if name in params:

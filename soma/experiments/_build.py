@@ -53,9 +53,8 @@ def build_graph(
         try:
             graph = graph.with_params(params)
         except (ParamError, GraphError) as exc:
-            raise ValidationError(
-                "params", f"{exc} (node parameters: {_param_names(graph)})"
-            ) from None
+            # with_params' message already lists the node's (or every) parameter name.
+            raise ValidationError("params", str(exc)) from None
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValidationError("seed", f"expected an int, got {seed!r}")
@@ -71,8 +70,3 @@ def build_graph(
             except (ParamError, GraphError) as exc:
                 raise ValidationError("seed", str(exc)) from None
     return graph
-
-
-def _param_names(graph: Graph) -> str:
-    names = list(graph.params)
-    return ", ".join(names[:40]) + (", ..." if len(names) > 40 else "") or "none"

@@ -104,7 +104,9 @@ class FilterCatalog:
 
 def unknown_filter_message(name: str, known: Any) -> str:
     names = sorted(known)
-    close = difflib.get_close_matches(name, names, n=1)
+    # A case-only slip ('Svc' for 'SVC') first: difflib's ratio misses it for short names.
+    close = [n for n in names if n.lower() == name.lower()]
+    close = close or difflib.get_close_matches(name, names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     shown = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
     return f"unknown filter {name!r}{hint}; known filters: {shown or 'none'}"

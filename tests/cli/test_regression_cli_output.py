@@ -84,3 +84,26 @@ def test_regression_misspelt_metric_in_where_names_the_metrics(digits_project: P
             kb.query(where="params.alpah < 1")
         except Exception as exc:
             raise AssertionError("no experiment has params: nothing to compare with") from exc
+
+
+def test_regression_parameter_errors_once_and_case_slips_suggested(digits_project: Path) -> None:
+    from soma.errors import ValidationError
+    from soma.experiments import build_graph
+
+    project = load_project(digits_project)
+
+    def message(spec: str, params: dict | None = None) -> str:
+        try:
+            build_graph(spec, project=project, params=params)
+        except ValidationError as exc:
+            return str(exc)
+        raise AssertionError(f"{spec} built")
+
+    # The known names were listed twice ("has C, gamma (node parameters: svc.C, svc.gamma)").
+    text = message("StandardScale() >> SVC()", {"svc.Cx": 1})
+    assert text.count("gamma") == 1 and "has C, gamma" in text
+    # No did-you-mean for case-only mistakes.
+    assert "unknown filter 'Svc' (did you mean 'SVC'?)" in message("StandardScale() >> Svc()")
+    assert "unknown parameter 'c'; did you mean 'C'?" in message("SVC(c=1.0)")
+    code, out = soma("study", "run", "StandardScale() >> Svc()", "-p", str(digits_project))
+    assert code == 1 and "did you mean 'SVC'?" in out
