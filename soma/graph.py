@@ -517,6 +517,21 @@ class Graph:
         }
         return copy
 
+    # -- pickling (a graph shipped to a cluster worker) -----------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Structure, filters, placements and fitted states travel; the cache, an
+        in-process backend, listeners and the lock stay here (a worker has its own)."""
+        state = self.__dict__.copy()
+        state.update(_lock=None, _own_backend=None, _plan=None, _cache=None, _callbacks=())
+        if self._backend is not None and self._backend.in_process:
+            state["_backend"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     # -- identity and rendering ----------------------------------------------------------
 
     def fingerprint(self) -> str:

@@ -13,7 +13,6 @@ node and the worker. While it waits the driver watches the run: when another bra
 from __future__ import annotations
 
 import functools
-import importlib.machinery
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -193,20 +192,58 @@ def _fingerprint(spec: NodeSpec) -> str:
     return spec.fingerprint
 
 
-@functools.cache
-def _ship_by_value(cls: type) -> None:
-    """Filter classes from modules a worker cannot import (pipeline or filter files loaded
-    by path, notebooks) travel by value (cloudpickle), once per class; ``__main__`` and
-    REPL classes already do."""
-    module_name = getattr(cls, "__module__", None) or "__main__"
-    top = module_name.partition(".")[0]
-    if module_name == "__main__" or top in sys.builtin_module_names:
-        return
-    if importlib.machinery.PathFinder.find_spec(top, sys.path) is not None:
-        return  # importable from sys.path: the worker imports it (it runs the same code)
-    import cloudpickle
+def ship_by_value(obj: Any) -> None:
+    """Ship ``obj`` (a filter, a class, a function) by value when a worker could not import
+    its module (see ``_ship_module``)."""
+    module = getattr(obj, "__module__", None)
+    _ship_module(module if isinstance(module, str) else type(obj).__module__)
 
-    # The whole synthetic package (a project's filters/ folder): its files import each other.
+
+def _ship_by_value(cls: type) -> None:
+    _ship_module(cls.__module__ or "__main__")
+
+
+@functools.cache
+def _ship_module(module_name: str) -> None:
+    """Classes and functions from modules a worker cannot import by name (a project's filter
+    and metric files, loaded as synthetic ``_soma_*`` packages; files loaded by path) travel
+    by value (cloudpickle), once per module. Soma itself, the standard library and installed
+    packages go by reference (a worker has them); ``__main__`` and REPL code go by value
+    already."""
+    top = module_name.partition(".")[0]
+    if module_name == "__main__" or not _needs_value(top):
+        return
+    import cloudpickle
+    from ray import cloudpickle as ray_cloudpickle  # Ray pickles task arguments with its own copy
+
+    # The whole package (a project's filters/ folder): its files import each other.
     for name, module in list(sys.modules.items()):
         if module is not None and (name == top or name.startswith(top + ".")):
             cloudpickle.register_pickle_by_value(module)
+            ray_cloudpickle.register_pickle_by_value(module)
+
+
+def _needs_value(top: str) -> bool:
+    if top.startswith("_soma_"):
+        return True  # soma.project._imports' synthetic packages
+    if top in sys.builtin_module_names or top in sys.stdlib_module_names:
+        return False
+    if top in _SOMA_FACES:
+        return False  # the worker runs Soma (the driver's version, see Lab.connect ship_soma)
+    module = sys.modules.get(top)
+    origin = getattr(getattr(module, "__spec__", None), "origin", None) or ""
+    return not any(origin.startswith(folder) for folder in _installed_folders())
+
+
+_SOMA_FACES = frozenset({"soma", "soma_tools", "soma_agent", "soma_mcp", "soma_tui"})
+
+
+@functools.cache
+def _installed_folders() -> tuple[str, ...]:
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    found = {paths.get(k, "") for k in ("purelib", "platlib", "stdlib", "platstdlib")}
+    found.update(site.getsitepackages())
+    return tuple(sorted(p for p in found if p))

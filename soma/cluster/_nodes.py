@@ -99,6 +99,9 @@ def ray_env(token: str | None) -> dict[str, str]:
         env.update(RAY_AUTH_MODE="disabled")
         env.pop("RAY_AUTH_TOKEN", None)
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # A job environment that failed to install fails again: Ray's default of 3 attempts
+    # (each a fresh virtualenv + pip run) only made a bad requirement take minutes to report.
+    env.setdefault("RUNTIME_ENV_RETRY_TIMES", "1")
     return env
 
 

@@ -21,7 +21,7 @@ from soma.cluster._jobs import Job, Placement, environment_for, remote_runner, t
 from soma.cluster._token import TOKEN_ENV, verify_token
 from soma.cluster._units import SLOT_RESOURCE, TAG_CAPACITY, parse_tags, tag_resource
 
-__all__ = ["Lab", "active_lab"]
+__all__ = ["Lab", "active_lab", "project_lab"]
 
 _ACTIVE: contextvars.ContextVar[Lab | None] = contextvars.ContextVar("soma_lab", default=None)
 
@@ -29,6 +29,32 @@ _ACTIVE: contextvars.ContextVar[Lab | None] = contextvars.ContextVar("soma_lab",
 def active_lab() -> Lab | None:
     """The Lab that graph nodes with a placement run on (set by ``with lab.use():``)."""
     return _ACTIVE.get()
+
+
+_SHARED: dict[str, Lab] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def project_lab(address: str | None) -> Lab | None:
+    """The Lab of a project's ``[cluster] address`` (None: no cluster), connected once per
+    process (Ray allows one cluster per driver) with ``$SOMA_TOKEN`` or, when the
+    coordinator runs on this machine, the token it stored."""
+    if not address:
+        return None
+    with _SHARED_LOCK:
+        lab = _SHARED.get(address)
+        if lab is not None and not lab._closed:
+            return lab
+        if any(not other._closed for other in _SHARED.values()):
+            raise ClusterError(
+                f"this process is connected to {next(iter(_SHARED))}; it cannot also join "
+                f"{address} (one cluster per process)"
+            )
+        from soma.cluster.daemon import local_token
+
+        token = os.environ.get(TOKEN_ENV) or local_token()
+        lab = _SHARED[address] = Lab.connect(address, token=token)
+        return lab
 
 
 def _set_driver_token(token: str | None) -> None:

@@ -104,7 +104,8 @@ class PBT:
     one iterative node) is a leaf following the step protocol (``soma.pbt.IterativeFilter``).
     ``space``: the node's hyperparameters to explore (default: its declared search spaces);
     ``"node.param": SearchSpace | [choices] | value``. ``workers``: processes (1: in this
-    process). Other arguments as in ``soma.study.Study``.
+    process). ``lab``: a ``soma.cluster.Lab``: members train in actors on its workers
+    (``soma.pbt._actors``). Other arguments as in ``soma.study.Study``.
     """
 
     def __init__(
@@ -130,8 +131,10 @@ class PBT:
         line: str | None = None,
         cache: Cache | None = None,
         project: Any = None,
+        lab: Any = None,
     ) -> None:
         self.population = check_count(population, "population", minimum=2)
+        self.lab = _check_lab(lab)
         self.rounds = check_count(rounds, "rounds")
         self.steps = check_count(steps, "steps")
         self.workers = check_count(workers, "workers")
@@ -184,7 +187,12 @@ class PBT:
         base_filter = self._base.nodes[self.node]
         lineage: list[LineageEvent] = []
         summaries: list[RoundSummary] = []
-        executor = MemberExecutor(context, self.workers, base_filter)
+        if self.lab is not None:
+            from soma.pbt._actors import ActorMemberExecutor
+
+            executor: Any = ActorMemberExecutor(context, self.lab, base_filter, self.population)
+        else:
+            executor = MemberExecutor(context, self.workers, base_filter)
         try:
             for round_no in range(self.rounds):
                 t0 = time.perf_counter()
@@ -388,3 +396,13 @@ def _round_summary(
         replaced=replaced,
         duration_s=duration,
     )
+
+
+def _check_lab(lab: Any) -> Any:
+    if lab is None:
+        return None
+    from soma.cluster.lab import Lab
+
+    if not isinstance(lab, Lab):
+        raise ValidationError("lab", f"expected a soma.cluster.Lab or None, got {lab!r}")
+    return lab

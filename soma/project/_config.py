@@ -24,6 +24,10 @@ A project file looks like this (every key but ``[metric]`` has a default)::
     budget_usd = 1.0
     seed = 0
     approve = false
+
+    [cluster]                        # optional: run experiments on a Soma cluster
+    address = "10.0.0.5:6379"        # a coordinator (token from $SOMA_TOKEN, never here)
+    n_jobs = 4                       # trials in flight per study (default: the workers' slots)
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from soma.vocabulary import Direction
 __all__ = [
     "CONFIG_FILE",
     "AgentConfig",
+    "ClusterConfig",
     "KbConfig",
     "MetricConfig",
     "PathsConfig",
@@ -103,6 +108,25 @@ class AgentConfig(BaseModel):
     approve: bool = False
 
 
+_HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-]+:[0-9]{1,5}$")
+
+
+class ClusterConfig(BaseModel):
+    """``[cluster]``: the coordinator that ``soma agent run`` and the tools send work to."""
+
+    model_config = _STRICT
+
+    address: str | None = Field(default=None, description="the coordinator's HOST:PORT")
+    n_jobs: int | None = Field(default=None, ge=1)
+
+    @pydantic.field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None and not _HOST_PORT.match(value):
+            raise ValueError("expected HOST:PORT of a coordinator (e.g. '10.0.0.5:6379')")
+        return value
+
+
 class ProjectConfig(BaseModel):
     """The whole of ``soma.toml``, validated."""
 
@@ -117,9 +141,16 @@ class ProjectConfig(BaseModel):
     paths: PathsConfig = PathsConfig()
     kb: KbConfig = KbConfig()
     agent: AgentConfig = AgentConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
 
-_SECTIONS = {"metric": MetricConfig, "paths": PathsConfig, "kb": KbConfig, "agent": AgentConfig}
+_SECTIONS = {
+    "metric": MetricConfig,
+    "paths": PathsConfig,
+    "kb": KbConfig,
+    "agent": AgentConfig,
+    "cluster": ClusterConfig,
+}
 _REF = re.compile(r"^(?P<file>[^:]+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$")
 
 

@@ -101,3 +101,39 @@ def test_soma_execution_stays_ray_free() -> None:
         "assert 'ray' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_project_cluster_section_is_validated_naming_the_key() -> None:
+    from soma.errors import ProjectError
+    from soma.project._config import parse_config
+
+    base = '[metric]\nname = "accuracy"\n[cluster]\n'
+    config = parse_config(base + 'address = "10.0.0.5:6379"\nn_jobs = 4\n', default_name="p")
+    assert (config.cluster.address, config.cluster.n_jobs) == ("10.0.0.5:6379", 4)
+    assert parse_config('[metric]\nname = "accuracy"\n', default_name="p").cluster.address is None
+    with pytest.raises(ProjectError, match=r"\[cluster\] address: expected HOST:PORT"):
+        parse_config(base + 'address = "nope"\n', default_name="p")
+    with pytest.raises(ProjectError, match=r"\[cluster\] n_jobs"):
+        parse_config(base + "n_jobs = 0\n", default_name="p")
+
+
+def test_study_on_a_lab_refuses_a_pruner_and_a_non_lab() -> None:
+    import numpy as np
+
+    from soma.study import Study
+
+    x = np.zeros(4)
+    with pytest.raises(ValidationError, match=r"lab: expected a soma\.cluster\.Lab"):
+        Study(Center(), data=(x, x), metric="mse", n_trials=1, lab="127.0.0.1:1")
+    from soma.cluster.lab import Lab
+
+    lab = Lab("127.0.0.1:1", local=False)  # never connected: the check comes first
+    with pytest.raises(ValidationError, match="pruner: trials on a cluster"):
+        Study(Center(), data=(x, x), metric="mse", n_trials=1, lab=lab, pruner="median")
+
+
+def test_project_code_ships_by_value_installed_code_by_reference() -> None:
+    from soma.cluster._node_step import _needs_value
+
+    assert _needs_value("_soma_filters_0123456789")  # a project's filters/ folder
+    assert not any(_needs_value(t) for t in ("soma", "soma_tools", "json", "numpy", "pytest"))

@@ -101,6 +101,22 @@ class ToolContext:
         """The filters folder's catalog (re-imported when a file changed, or on refresh)."""
         return self.project.discover_filters(refresh=refresh)
 
+    def cluster(self) -> Any:
+        """The Lab of the project's ``[cluster] address`` (soma.toml), or None: run here.
+        Connected once per process; a refused token or a silent coordinator is a ToolError."""
+        address = self.project.config.cluster.address
+        if address is None:
+            return None
+        from soma.cluster import ClusterError
+        from soma.cluster.lab import project_lab
+
+        try:
+            return project_lab(address)
+        except ClusterError as exc:
+            from soma_tools._errors import ToolError
+
+            raise ToolError(f"the project's cluster ([cluster] address): {exc}") from None
+
     def splits(self) -> Splits:
         """The project's data, loaded once per context (``reload_data`` to read it again)."""
         if self._splits is None:

@@ -147,6 +147,7 @@ def run_pipeline(
         origin=inp.origin,
         idempotency_key=inp.idempotency_key,
     )
+    lab = ctx.cluster()  # [cluster] address: the evaluation runs on a worker
     run = ExperimentRun.start(kb, experiment)
     if run.replayed is not None:  # the idempotency key was recorded before
         return _replay(ctx, run.replayed, line)
@@ -161,9 +162,15 @@ def run_pipeline(
             _seed_globals(inp.seed)
         # The project's metrics, the line's first: evaluate scores them all.
         metrics_spec = [metric, *(m for m in ctx.project.metrics if m.name != metric.name)]
-        evaluation = evaluate(
-            graph, splits, metrics_spec, progress=lambda s: _progress(progress, *_STEPS[s])
-        )
+        if lab is None:
+            evaluation = evaluate(
+                graph, splits, metrics_spec, progress=lambda s: _progress(progress, *_STEPS[s])
+            )
+        else:
+            from soma.cluster._study import evaluate_remote
+
+            _progress(progress, *_STEPS["fit"])
+            evaluation = evaluate_remote(lab, graph, splits, metrics_spec, f"experiment {exp_id}")
     except EvaluationError as exc:  # user code (filters, metric): record, then report
         duration = time.perf_counter() - t0
         raise _failed(

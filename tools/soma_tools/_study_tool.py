@@ -49,6 +49,8 @@ def run_study(
         splits = ctx.splits()
     except ProjectError as exc:
         raise ToolError(f"the project's data could not be loaded: {exc}") from None
+    lab = ctx.cluster()  # [cluster] address: trials run on its workers, ask/tell here
+    pruner = None if inp.pruner == "none" or lab is not None else inp.pruner
     try:
         study = Study(
             graph,
@@ -56,7 +58,7 @@ def run_study(
             metric=metric,
             direction=metric.direction,
             sampler=inp.sampler,
-            pruner=None if inp.pruner == "none" else inp.pruner,
+            pruner=pruner,  # workers cannot reach the pruner: none on a cluster
             n_trials=inp.n_trials,
             timeout=inp.timeout,
             seed=inp.seed,
@@ -67,6 +69,8 @@ def run_study(
             cache=ctx.cache,
             project=ctx.project,
             record_metrics=ctx.project.metrics,  # every declared metric, as run_pipeline
+            lab=lab,
+            n_jobs=_cluster_jobs(ctx, lab),
         )
     except ValidationError as exc:
         raise ToolError(str(exc).split(": ", 1)[-1], field=_input_field(exc.field)) from None
@@ -88,6 +92,16 @@ def run_study(
     finally:
         ctx.line_stats.invalidate()  # every trial was recorded
     return _output(result, line.name, metric)
+
+
+def _cluster_jobs(ctx: ToolContext, lab: Any) -> int:
+    """Trials in flight: 1 here; on a cluster [cluster] n_jobs, else every worker slot."""
+    if lab is None:
+        return 1
+    configured = ctx.project.config.cluster.n_jobs
+    if configured is not None:
+        return configured
+    return max(1, int(sum(n["slots"] for n in lab.workers() if n["alive"])))
 
 
 def _input_field(field: str) -> str:
