@@ -3,6 +3,7 @@ analytics and reports on top."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from soma.errors import KnowledgeBaseError, ValidationError
+from soma.errors import KnowledgeBaseError, SomaError, ValidationError
 from soma.knowledge import _analytics, _journal, _temporal
 from soma.knowledge._backends import resolve_backend
 from soma.knowledge._embed import Embedder, resolve_embedder
 from soma.knowledge._index_base import TimeWindow, VectorIndex
+from soma.knowledge._leases import reap, reap_one
 from soma.knowledge._records import (
     LINE_STATUSES,
     ChangePoint,
@@ -110,6 +112,9 @@ class KnowledgeBase:
         )
         self._backend = backend
         self._closed = False
+        # Running records whose owning process is gone are closed as interrupted (_leases).
+        with contextlib.suppress(SomaError):
+            reap(self)
 
     # -- basics --------------------------------------------------------------------------------
     @property
@@ -300,7 +305,7 @@ class KnowledgeBase:
         )
         if not rows:
             raise KnowledgeBaseError(f"no experiment with id {id!r}")
-        return experiment_from_row(rows[0])
+        return reap_one(self, experiment_from_row(rows[0]))
 
     def experiments(
         self,
@@ -323,7 +328,7 @@ class KnowledgeBase:
         if limit is not None:
             sql += f" LIMIT {_positive(limit, 'limit')}"
         rows = self._store.read(lambda db: list(db.query(sql, params)))
-        return [experiment_from_row(r) for r in rows]
+        return [reap_one(self, experiment_from_row(r)) for r in rows]
 
     def count(self, *, line: str | None = None, status: str | Sequence[str] | None = None) -> int:
         """How many experiments match (all of them by default)."""
@@ -381,7 +386,7 @@ class KnowledgeBase:
         if text is None or not semantic:
             sql = f"SELECT * FROM experiments WHERE {clause} ORDER BY started DESC, seq DESC"
             rows = self._store.read(lambda db: list(db.query(f"{sql} LIMIT {k}", params)))
-            return [SearchHit(experiment=experiment_from_row(r), score=None) for r in rows]
+            return [SearchHit(experiment=reap_one(self, experiment_from_row(r))) for r in rows]
         query_vector = self._semantic.embed([text])[0]
         where_filter = None if clause == "1" else SqlFilter(self._store, clause, params)
         pairs = self._semantic.search(query_vector, k, where_filter, window)
@@ -390,7 +395,7 @@ class KnowledgeBase:
         marks = ", ".join("?" for _ in pairs)
         sql = f"SELECT * FROM experiments WHERE seq IN ({marks})"
         rows = self._store.read(lambda db: list(db.query(sql, [seq for seq, _ in pairs])))
-        by_seq = {r["seq"]: experiment_from_row(r) for r in rows}
+        by_seq = {r["seq"]: reap_one(self, experiment_from_row(r)) for r in rows}
         return [
             SearchHit(experiment=by_seq[seq], score=score) for seq, score in pairs if seq in by_seq
         ]
