@@ -27,7 +27,7 @@ from soma.knowledge._records import Experiment
 from soma.knowledge._store import Store
 from soma.knowledge._vectors import FaissIndex
 
-__all__ = ["Filter", "SemanticIndex", "SqlFilter", "text_of"]
+__all__ = ["QueryConditions", "SemanticIndex", "SqlFilter", "text_of"]
 
 # A filtered query checks the filter on at most this many nearest neighbours before asking
 # SQLite for every match; below EXACT_LIMIT matches those are scored exactly.
@@ -61,8 +61,9 @@ def text_of(exp: Experiment | Mapping[str, Any]) -> str:
     )
 
 
-class Filter(Protocol):
-    """Structured conditions a semantic query must also meet."""
+class QueryConditions(Protocol):
+    """Structured conditions a semantic query must also meet (a ``where`` clause), not to be
+    confused with ``soma.Filter``, a pipeline step."""
 
     def accepts(self, seqs: Sequence[int]) -> set[int]:
         """Which of these experiments meet the conditions."""
@@ -141,7 +142,7 @@ class SemanticIndex:
         self,
         query: np.ndarray,
         k: int,
-        where: Filter | None = None,
+        where: QueryConditions | None = None,
         window: TimeWindow | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` nearest ``(seq, cosine)`` pairs, only among experiments ``where`` accepts.

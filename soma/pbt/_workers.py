@@ -69,8 +69,13 @@ class MemberContext:
         self.cache: Cache | None = None
 
     def open_cache(self, cache: Cache | None = None) -> None:
-        """Use ``cache`` (this process's, shared with the PBT's graph) or open one."""
-        self.cache = cache or Cache(self.cache_path, memory_items=self.cache_memory_items)
+        """Use ``cache`` (this process's, shared with the PBT's graph) or open one: on the
+        same folder when this machine has it (a cluster worker may not: memory only there,
+        rather than a stray folder at the driver's path)."""
+        if cache is None:
+            folder = self.cache_path if self.cache_path and self.cache_path.is_dir() else None
+            cache = Cache(folder, memory_items=self.cache_memory_items)
+        self.cache = cache
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
