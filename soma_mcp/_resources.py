@@ -4,6 +4,8 @@
 * ``soma://lines``: every research line with its size, best value and trend (JSON);
 * ``soma://lines/{name}``: one line, its stats and its most recent experiments (JSON);
 * ``soma://lines/{name}/trajectory``: every point of the line's trajectory (JSON);
+* ``soma://lines/{name}/hypotheses``: the line's path through hypothesis space: every
+  experiment's step and drift, the direction changes and the metric change points (JSON);
 * ``soma://lines/{name}/experiments``: every experiment of the line, summarised (JSON);
 * ``soma://reports/{line}``: the line's latest Markdown report (``generate_report`` writes it);
 * ``soma://filters``: the whole filter catalog, with import errors (JSON);
@@ -17,6 +19,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import KnowledgeBaseError
+from soma.knowledge import latest_report
 from soma_tools._context import ToolContext
 from soma_tools._errors import ToolError
 from soma_tools._kb_tools import (
@@ -25,7 +28,7 @@ from soma_tools._kb_tools import (
     experiment_hit,
     line_row,
     line_uri,
-    report_dir,
+    reports_root,
     trajectory_row,
 )
 from soma_tools._safe_write import check_filter_path
@@ -109,6 +112,17 @@ def register_resources(server: MCPServer, ctx: ToolContext) -> None:
         return _json([trajectory_row(i, p).model_dump(mode="json") for i, p in enumerate(points)])
 
     @server.resource(
+        "soma://lines/{name}/hypotheses",
+        name="hypothesis_trajectory",
+        description="A research line's path through hypothesis space: drift per experiment, "
+        "direction changes (where its focus moved, explained) and metric change points.",
+        mime_type="application/json",
+    )
+    def hypotheses(name: str) -> str:
+        found = line_or_404(name)
+        return _json(ctx.kb.hypothesis_trajectory(found.name).model_dump(mode="json"))
+
+    @server.resource(
         "soma://lines/{name}/experiments",
         name="line_experiments",
         description="Every experiment of a research line, summarised, oldest first.",
@@ -127,15 +141,12 @@ def register_resources(server: MCPServer, ctx: ToolContext) -> None:
     )
     def report(line: str) -> str:
         found = line_or_404(line)
-        folder = report_dir(ctx, found.name)
-        files = (
-            sorted(folder.glob("*.md"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-        )
-        if not files:
+        newest = latest_report(reports_root(ctx), found.name)
+        if newest is None:
             raise ResourceNotFoundError(
                 f"no report for line {found.name!r} yet; call generate_report first"
             )
-        return files[-1].read_text(encoding="utf-8")
+        return newest.read_text(encoding="utf-8")
 
     @server.resource(
         "soma://filters",

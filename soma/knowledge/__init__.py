@@ -20,6 +20,7 @@ from __future__ import annotations
 from soma.knowledge._analytics import classify_trend, detect_change_points, noise_scale
 from soma.knowledge._embed import Embedder, HashingEmbedder, MiniLMEmbedder, resolve_embedder
 from soma.knowledge._kb import KnowledgeBase
+from soma.knowledge._line_report import latest_report, report_folder
 from soma.knowledge._line_summary import LineSummary, summarize_line
 from soma.knowledge._paths import default_kb_path
 from soma.knowledge._records import (
@@ -71,9 +72,11 @@ __all__ = [
     "default_kb_path",
     "detect_change_points",
     "detect_direction_changes",
+    "latest_report",
     "new_experiment_id",
     "noise_scale",
     "parse_where",
+    "report_folder",
     "resolve_embedder",
     "summarize_line",
 ]

@@ -30,11 +30,32 @@ from soma.knowledge._records import (
     TrajectoryPoint,
 )
 
-__all__ = ["write_report"]
+__all__ = ["latest_report", "report_folder", "write_report"]
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "line"
+
+
+def report_folder(reports_root: Path, line: str) -> Path:
+    """The one place a line's report lives: ``<reports_root>/<slug>/`` (the Markdown and its
+    plot side by side). ``soma kb report``, the ``generate_report`` tool and the
+    ``soma://reports/{line}`` resource all go through here, so none can read a stale copy."""
+    return Path(reports_root) / _slug(line)
+
+
+def latest_report(reports_root: Path, line: str) -> Path | None:
+    """The newest Markdown report of ``line`` under ``reports_root``, or None.
+
+    The flat ``<slug>-report.md`` that older versions wrote beside the folders is considered
+    too, so a project upgraded mid-way still gets whichever report was written last."""
+    root = Path(reports_root)
+    folder = report_folder(root, line)
+    found = list(folder.glob("*.md")) if folder.is_dir() else []
+    legacy = root / f"{_slug(line)}-report.md"
+    if legacy.is_file():
+        found.append(legacy)
+    return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
 def _cell(value: Any, limit: int = 80) -> str:
@@ -200,8 +221,12 @@ def _failures(experiments: Sequence[Experiment]) -> list[str]:
     return out
 
 
-def write_report(line: ResearchLine, experiments: Sequence[Experiment], out_dir: Path) -> Report:
-    """Write ``<line>-report.md`` and ``<line>-trajectory.png`` into ``out_dir``."""
+def write_report(
+    line: ResearchLine, experiments: Sequence[Experiment], reports_root: Path
+) -> Report:
+    """Write ``<line>-report.md`` and ``<line>-trajectory.png`` into the line's folder under
+    ``reports_root`` (:func:`report_folder`)."""
+    out_dir = report_folder(reports_root, line.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = _slug(line.name)
     md_path = out_dir / f"{slug}-report.md"

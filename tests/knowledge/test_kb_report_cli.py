@@ -42,7 +42,7 @@ def test_report_is_traceable_and_has_its_plot(tmp_path: Path) -> None:
     kb, ids = _filled(tmp_path / "kb.sqlite")
     with kb:
         report = kb.generate_report("digits", tmp_path / "out")
-    assert report.path == tmp_path / "out" / "digits-report.md"
+    assert report.path == tmp_path / "out" / "digits" / "digits-report.md"
     assert report.path.read_text(encoding="utf-8") == report.markdown
     assert report.plot_path is not None and report.plot_path.parent == report.path.parent
     assert report.plot_path.read_bytes()[:8] == PNG_MAGIC
@@ -177,7 +177,7 @@ def test_report_goes_beside_the_knowledge_base_by_default(tmp_path: Path) -> Non
     kb, _ = _filled(tmp_path / "state" / "kb.sqlite")
     with kb:
         report = kb.generate_report("digits")
-    assert report.path == tmp_path / "state" / "reports" / "digits-report.md"
+    assert report.path == tmp_path / "state" / "reports" / "digits" / "digits-report.md"
     assert report.path.is_file() and report.plot_path is not None and report.plot_path.is_file()
     with KnowledgeBase(":memory:", embedder=HashingEmbedder()) as memory:
         memory.create_line("l", metric="accuracy", direction="maximize")
@@ -192,7 +192,7 @@ def test_report_for_an_empty_line(tmp_path: Path) -> None:
         report = kb.generate_report("empty", tmp_path / "out")
     assert report.plot_path is None
     assert "No experiments recorded" in report.markdown
-    assert not (tmp_path / "out" / "empty-trajectory.png").exists()
+    assert not (tmp_path / "out" / "empty" / "empty-trajectory.png").exists()
 
 
 @pytest.fixture(scope="module")
@@ -238,13 +238,13 @@ def test_cli_query_and_report(cli_kb: tuple[Path, list[str]], tmp_path: Path) ->
     assert {h["experiment"]["id"] for h in json.loads(out)} == {ids[6], ids[8], ids[9]}
     assert all(h["score"] is None for h in json.loads(out))
     code, out = _run("kb", "report", "digits", "--project", str(project), "--out", str(tmp_path))
-    assert code == 0 and (tmp_path / "digits-report.md").is_file()
-    assert (tmp_path / "digits-trajectory.png").read_bytes()[:8] == PNG_MAGIC
+    assert code == 0 and (tmp_path / "digits" / "digits-report.md").is_file()
+    assert (tmp_path / "digits" / "digits-trajectory.png").read_bytes()[:8] == PNG_MAGIC
     code, out = _run("kb", "report", "digits", "--project", str(project), "--json")
     assert code == 0, out
     made = json.loads(out)
     assert made["line"] == "digits"
-    assert made["path"] == str(project / ".soma" / "reports" / "digits-report.md")
+    assert made["path"] == str(project / ".soma" / "reports" / "digits" / "digits-report.md")
     assert Path(made["plot_path"]).read_bytes()[:8] == PNG_MAGIC
     code, out = _run("kb", "lines", "--project", str(project))
     assert code == 0 and "digits" in out

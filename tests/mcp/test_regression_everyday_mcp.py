@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -48,5 +49,56 @@ def test_regression_filter_files_one_convention(tmp_path: Path) -> None:
             ctx, T.WriteFilterSourceInput(path="filters/extra.py", content="X = 1\n")
         )
         assert written.path == "extra.py" and (ctx.project.filters_dir / "extra.py").is_file()
+    finally:
+        ctx.close()
+
+
+def test_regression_one_report_location(tmp_path: Path) -> None:
+    # soma kb report wrote .soma/reports/<line>-report.md while generate_report and the
+    # soma://reports/{line} resource used .soma/reports/<line>/, so the resource served a stale
+    # report. Now every writer and reader goes through soma.knowledge.report_folder.
+    import asyncio
+    import os
+    import time
+
+    from conftest import make_project
+    from mcp import Client
+    from typer.testing import CliRunner
+
+    import soma_tools as T
+    from soma.cli import _register, app
+    from soma_mcp.server import create_server
+
+    project = make_project(tmp_path / "digits")
+    ctx = T.ToolContext(project, embedder="hashing")
+    try:
+        line = T.create_research_line(
+            ctx, T.CreateResearchLineInput(name="reports-line", description="One place.")
+        ).line.name
+        server = create_server(ctx)
+
+        async def read() -> str:
+            async with Client(server) as client:
+                return (await client.read_resource(f"soma://reports/{line}")).contents[0].text
+
+        tool = T.generate_report(ctx, T.GenerateReportInput(research_line=line))
+        assert Path(tool.path).parent == project / ".soma" / "reports" / "reports-line"
+        # Make the next write strictly newer even on a coarse file-system clock.
+        old = time.time() - 60
+        os.utime(tool.path, (old, old))
+        _register()
+        result = CliRunner().invoke(
+            app, ["kb", "report", line, "--project", str(project), "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        made = json.loads(result.output)
+        assert made["path"] == tool.path  # the same file, not a sibling
+        Path(made["path"]).write_text("# newest\n", encoding="utf-8")
+        assert asyncio.run(read()) == "# newest\n"
+        # A flat report left by an older version wins only if it is newer.
+        legacy = project / ".soma" / "reports" / "reports-line-report.md"
+        legacy.write_text("# legacy\n", encoding="utf-8")
+        os.utime(legacy, (old, old))
+        assert asyncio.run(read()) == "# newest\n"
     finally:
         ctx.close()

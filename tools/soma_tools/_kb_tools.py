@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +14,7 @@ from soma_tools._models_kb import (
     ChangePointRow,
     CreateResearchLineInput,
     CreateResearchLineOutput,
+    DirectionChangeRow,
     ExperimentHit,
     GenerateReportInput,
     GenerateReportOutput,
@@ -35,6 +36,7 @@ from soma_tools._models_kb import (
 __all__ = [
     "change_point_rows",
     "create_research_line",
+    "direction_change_rows",
     "existing_line",
     "experiment_hit",
     "generate_report",
@@ -45,7 +47,7 @@ __all__ = [
     "list_research_lines",
     "promising_lines",
     "query_knowledge_base",
-    "report_dir",
+    "reports_root",
     "trajectory_row",
     "trend_name",
 ]
@@ -128,14 +130,20 @@ def query_knowledge_base(
             where=inp.where,
             since=inp.since,
             until=inp.until,
+            verdict=inp.verdict,
             k=inp.k,
         )
     except (KnowledgeBaseError, ValueError) as exc:
         field = getattr(exc, "field", None)  # soma's ValidationError names it already
         raise ToolError(str(exc), field=None if field else "where" if inp.where else None) from None
     scored = inp.text is not None and bool(inp.text.strip())
+    novelty = None
+    if scored:  # the same signal as KnowledgeBase.novelty, over whatever the filters keep
+        top = hits[0].score if hits else None
+        novelty = 1.0 if top is None else min(1.0, max(0.0, 1.0 - float(top)))
     return QueryKnowledgeBaseOutput(
-        hits=[experiment_hit(h.experiment, h.score if scored else None) for h in hits]
+        hits=[experiment_hit(h.experiment, h.score if scored else None) for h in hits],
+        novelty=novelty,
     )
 
 
@@ -149,6 +157,14 @@ def get_trajectory(ctx: ToolContext, inp: GetTrajectoryInput) -> GetTrajectoryOu
         if not improved or p.best_so_far != points[improved[-1]].best_so_far:
             improved.append(i)
     shown = range(max(0, len(points) - inp.limit), len(points))
+    extra: dict[str, Any] = {}
+    if inp.hypotheses:
+        path = ctx.kb.hypothesis_trajectory(line.name)
+        extra = {
+            "hypothesis_drift": path.total_drift,
+            "direction_changes": direction_change_rows(path)[-CHANGE_POINTS_LIMIT:],
+            "hypotheses_uri": line_uri(line.name, "/hypotheses"),
+        }
     return GetTrajectoryOutput(
         research_line=line.name,
         metric=stats.metric,
@@ -160,7 +176,23 @@ def get_trajectory(ctx: ToolContext, inp: GetTrajectoryInput) -> GetTrajectoryOu
         improvements=[trajectory_row(i, points[i]) for i in improved[-IMPROVEMENTS_LIMIT:]],
         points=[trajectory_row(i, points[i]) for i in shown],
         resource_uri=line_uri(line.name, "/trajectory"),
+        **extra,
     )
+
+
+def direction_change_rows(path: Any) -> list[DirectionChangeRow]:
+    """The direction changes of a HypothesisTrajectory as tool rows."""
+    return [
+        DirectionChangeRow(
+            index=c.index,
+            experiment_id=c.experiment_id,
+            drift=float(c.drift),
+            before_focus_id=c.before_focus_id,
+            after_focus_id=c.after_focus_id,
+            explanation=c.explanation,
+        )
+        for c in path.direction_changes
+    ]
 
 
 def trajectory_row(index: int, point: Any) -> TrajectoryRow:
@@ -284,17 +316,17 @@ def create_research_line(
     return CreateResearchLineOutput(line=line_row(ctx, line))
 
 
-def report_dir(ctx: ToolContext, line: str) -> Any:
-    """Where the reports of ``line`` are written: ``.soma/reports/<safe name>/``."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", line).strip("._") or "line"
-    return ctx.project.state_dir / "reports" / safe
+def reports_root(ctx: ToolContext) -> Path:
+    """The project's reports folder, ``.soma/reports`` (where ``soma kb report`` writes too);
+    each line's report is in its own folder below it (:func:`soma.knowledge.report_folder`)."""
+    return ctx.project.state_dir / "reports"
 
 
 def generate_report(ctx: ToolContext, inp: GenerateReportInput) -> GenerateReportOutput:
     """Write the line's Markdown report and plot; returns the text (cut when long)."""
     line = existing_line(ctx, inp.research_line)
     try:
-        report = ctx.kb.generate_report(line.name, report_dir(ctx, line.name))
+        report = ctx.kb.generate_report(line.name, reports_root(ctx))
     except KnowledgeBaseError as exc:
         raise ToolError(str(exc), field="research_line") from None
     markdown = report.markdown
