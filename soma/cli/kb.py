@@ -1,4 +1,4 @@
-"""``soma kb list|show|query|lines|report``: look into a project's knowledge base."""
+"""``soma kb list|show|query|lines|report|drift|novelty``: look into a project's knowledge base."""
 
 from __future__ import annotations
 
@@ -35,6 +35,24 @@ KbFile = Annotated[
 ]
 
 
+Backend = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="Vector index: 'faiss' or 'chronos' (Python 3.12); default: [kb] backend of "
+        "soma.toml, else faiss.",
+    ),
+]
+Embedder = Annotated[
+    str,
+    typer.Option(
+        "--embedder",
+        help="Semantic search model: 'default' (all-MiniLM-L6-v2, offline) or 'hashing' "
+        "(no model: word overlap only).",
+    ),
+]
+
+
 def resolve_kb_path(project: Path, kb: Path | None) -> Path:
     """The knowledge-base file the ``kb`` commands open: ``--kb`` if given, else the
     project's (``[paths] kb`` of its soma.toml, by default ``.soma/kb.sqlite``)."""
@@ -42,16 +60,21 @@ def resolve_kb_path(project: Path, kb: Path | None) -> Path:
 
 
 @contextmanager
-def _open(project: Path, kb: Path | None, embedder: str = "default") -> Iterator[KnowledgeBase]:
-    """Open an existing knowledge base (reading commands never create one); errors → exit 1."""
+def _open(
+    project: Path, kb: Path | None, embedder: str = "default", backend: str | None = None
+) -> Iterator[KnowledgeBase]:
+    """Open an existing knowledge base (reading commands never create one); errors → exit 1.
+
+    The vector index is ``backend``, else the project's ``[kb] backend``."""
     from soma.errors import SomaError
     from soma.knowledge import KnowledgeBase
 
-    path = resolve_kb_path(project, kb)
+    paths = state_paths(project)
+    path = kb if kb is not None else paths.kb_path
     if not path.is_file():
         raise fail(f"no knowledge base at {path} (record an experiment first, or pass --kb)")
     try:
-        base = KnowledgeBase(path, embedder=embedder)
+        base = KnowledgeBase(path, embedder=embedder, backend=backend or paths.kb_backend)
     except SomaError as exc:
         raise fail(str(exc)) from None
     try:
@@ -179,20 +202,16 @@ def query(
     until: Annotated[
         str | None, typer.Option(help="Started at or before (ISO time or age).")
     ] = None,
+    verdict: Annotated[str | None, typer.Option(help="supported, refuted or inconclusive.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
-    embedder: Annotated[
-        str,
-        typer.Option(
-            "--embedder",
-            help="Semantic search model: 'default' (all-MiniLM-L6-v2, offline) or 'hashing' "
-            "(no model: word overlap only).",
-        ),
-    ] = "default",
+    embedder: Embedder = "default",
+    backend: Backend = None,
     as_json: AsJson = False,
 ) -> None:
-    """Search experiments by meaning, combined with filters."""
+    """Search experiments by meaning, combined with filters (on the chronos backend the
+    --since/--until window is searched inside the index)."""
     check_embedder(embedder)
-    with _open(project, kb, embedder) as base:
+    with _open(project, kb, embedder, backend) as base:
         hits = base.query(
             text,
             line=line,
@@ -202,6 +221,7 @@ def query(
             origin=origin,
             since=since,
             until=until,
+            verdict=verdict,
             k=k,
         )
     if as_json:
@@ -308,3 +328,80 @@ def report(
     _console().print(f"report written to [bold]{made.path}[/]", highlight=False)
     if made.plot_path is not None:
         _console().print(f"trajectory plot: {made.plot_path}", highlight=False)
+
+
+@kb_app.command("drift")
+def drift(
+    line: Annotated[str, typer.Argument(metavar="LINE", help="Research line.")],
+    project: ProjectDir = Path("."),
+    kb: KbFile = None,
+    since: Annotated[
+        str | None, typer.Option(help="Started at or after (ISO time or age).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Started at or before (ISO time or age).")
+    ] = None,
+    embedder: Embedder = "default",
+    backend: Backend = None,
+    as_json: AsJson = False,
+) -> None:
+    """A line's path through hypothesis space: drift, direction changes, metric change points."""
+    from rich.table import Table
+
+    check_embedder(embedder)
+    with _open(project, kb, embedder, backend) as base:
+        path = base.hypothesis_trajectory(line, since=since, until=until)
+    if as_json:
+        _echo_json(path.model_dump(mode="json"))
+        return
+    console = _console()
+    console.print(
+        f"[bold]{path.line}[/]: {len(path.points)} experiments, drift from the first to the "
+        f"last {path.total_drift:.3f} (cosine distance; vectors from the {path.source})",
+        highlight=False,
+    )
+    table = Table(title="direction changes", title_justify="left")
+    for name in ("at", "started (UTC)", "drift", "explanation"):
+        table.add_column(name, overflow="fold")
+    for change in path.direction_changes:
+        table.add_row(
+            change.experiment_id,
+            change.time.strftime("%Y-%m-%d %H:%M"),
+            f"{change.drift:.3f}",
+            change.explanation,
+        )
+    console.print(table if path.direction_changes else "no direction change", highlight=False)
+    for cp in path.metric_change_points:
+        _console().print(f"metric change at {cp.experiment_id}: {cp.explanation}", highlight=False)
+
+
+@kb_app.command("novelty")
+def novelty(
+    text: Annotated[str, typer.Argument(help="The proposed hypothesis, in words.")],
+    project: ProjectDir = Path("."),
+    kb: KbFile = None,
+    line: Annotated[str | None, typer.Option("--line", "-l", help="Only this line.")] = None,
+    within: Annotated[
+        str, typer.Option(help="Compare with experiments started this recently (age, e.g. 30d).")
+    ] = "30d",
+    any_verdict: Annotated[
+        bool, typer.Option("--any-verdict", help="Compare with every experiment, not only refuted.")
+    ] = False,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many neighbours to show.")] = 5,
+    embedder: Embedder = "default",
+    backend: Backend = None,
+    as_json: AsJson = False,
+) -> None:
+    """How new a hypothesis is against those tried and refuted recently (1 = nothing close)."""
+    check_embedder(embedder)
+    with _open(project, kb, embedder, backend) as base:
+        found = base.novelty(
+            text, line=line, within=within, verdicts=() if any_verdict else ("refuted",), k=k
+        )
+    if as_json:
+        _echo_json(found.model_dump(mode="json"))
+        return
+    _console().print(f"novelty {found.novelty:.3f}", highlight=False)
+    rows = [(h.experiment, h.score) for h in found.nearest]
+    if rows:
+        _console().print(_experiments_table(rows, "nearest compared experiments"))

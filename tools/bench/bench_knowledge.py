@@ -18,11 +18,16 @@ of 500 (one embedding batch and one transaction each), then runs semantic querie
   query path. ``recall@10`` compares Soma's results with the exact top 10. Filtered queries
   add ``line=`` (a fifth of the records) and ``where="accuracy > 0.5"`` (half of those).
 
+``--backends`` compares the two vector indexes side by side in one run, FAISS and
+ChronosVector (``KnowledgeBase(backend=...)``, see :func:`bench_backends`); chronos-vector has a
+wheel for Python 3.12 only, so run it in the lean 3.12 environment of ``.ci/kb_py312.sh``.
+
 Usage::
 
     .venv/bin/python tools/bench/bench_knowledge.py          # 1k real; 10k, 100k synthetic
     .venv/bin/python tools/bench/bench_knowledge.py --quick  # 1k real, 10k synthetic
     .venv/bin/python tools/bench/bench_knowledge.py --full   # 10k real too; 600 queries a size
+    .venv312/bin/python tools/bench/bench_knowledge.py --backends [--sizes 10000 100000]
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import faiss
@@ -277,13 +283,203 @@ def bench_size(n: int, real: bool, minilm: MiniLMEmbedder, queries: int, progres
     }
 
 
+@dataclass
+class TableEmbedder:
+    """Precomputed vectors for records named ``rec-NNNNNN`` and for the query texts."""
+
+    table: np.ndarray
+    queries: dict[str, np.ndarray]
+    name: str = "bench-table"
+    dim: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dim = int(self.table.shape[1])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if all(t in self.queries for t in texts):
+            return np.stack([self.queries[t] for t in texts])
+        return self.table[[int(t[4:10]) for t in texts]]
+
+
+def _sample_vectors(texts: Sequence[str]) -> tuple[np.ndarray, str]:
+    """Vectors of a 1,000-text sample: all-MiniLM-L6-v2 where it is installed, else the
+    384-d hashing embedder (the lean Python 3.12 environment has no torch)."""
+    import importlib.util
+
+    if importlib.util.find_spec("sentence_transformers") is not None:
+        return MiniLMEmbedder().embed(list(texts)), "all-MiniLM-L6-v2 sample + noise"
+    from soma.knowledge import HashingEmbedder
+
+    return HashingEmbedder(dim=384).embed(list(texts)), "hashing-384 sample + noise"
+
+
+def _backend_run(backend: str, n: int, emb: TableEmbedder, exps: list, queries: list) -> dict:
+    """Insert ``n`` records, build the index, then time queries on one backend."""
+    from soma.knowledge import _chronos
+
+    started = np.array([e.started.timestamp() for e in exps])
+    # Windows of a tenth of the time span, placed at random; exact answers from numpy.
+    rnd = np.random.default_rng(3)
+    span = started[-1] - started[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = KnowledgeBase(Path(tmp) / "kb.sqlite", embedder=emb, backend=backend)
+        for line in LINES:
+            kb.create_line(line, metric="accuracy", direction="maximize")
+        t0 = time.perf_counter()
+        for start in range(0, n, 5_000):
+            kb.record_many(exps[start : start + 5_000])
+        rows_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        kb.query(queries[0], k=10)  # the index catches up from SQLite: one bulk load
+        build_s = time.perf_counter() - t0
+        kind = kb._index.kind  # type: ignore[union-attr]
+        plain, windowed, recall, w_recall = [], [], [], []
+        with threadpool_limits(1):
+            for text in queries:
+                qv = emb.queries[text]
+                t0 = time.perf_counter()
+                hits = kb.query(text, k=10)
+                plain.append(time.perf_counter() - t0)
+                exact = np.argpartition(-(emb.table[:n] @ qv), 10)[:10]
+                got = {int(h.experiment.name[4:]) for h in hits}
+                recall.append(len(got & set(exact.tolist())) / 10)
+                low = started[0] + rnd.uniform(0, 0.9) * span
+                high = low + 0.1 * span
+                since, until = datetime.fromtimestamp(low, UTC), datetime.fromtimestamp(high, UTC)
+                t0 = time.perf_counter()
+                hits = kb.query(text, k=10, since=since, until=until)
+                windowed.append(time.perf_counter() - t0)
+                inside = np.flatnonzero((started >= low) & (started <= high))
+                top = inside[np.argsort(-(emb.table[inside] @ qv))[:10]]
+                got = {int(h.experiment.name[4:]) for h in hits}
+                w_recall.append(len(got & set(top.tolist())) / min(10, len(top)))
+        kb.close()
+    return {
+        "backend": backend,
+        "n": n,
+        "kind": kind,
+        "rows_rps": n / rows_s,
+        "index_rps": n / build_s,
+        "total_rps": n / (rows_s + build_s),
+        "q_p50": 1000 * pct(plain, 50),
+        "q_p95": 1000 * pct(plain, 95),
+        "recall": statistics.mean(recall),
+        "w_p50": 1000 * pct(windowed, 50),
+        "w_p95": 1000 * pct(windowed, 95),
+        "w_recall": statistics.mean(w_recall),
+        "bulk_ef": _chronos.BULK_EF_CONSTRUCTION if backend == "chronos" else None,
+    }
+
+
+def bench_backends(sizes: Sequence[int], queries: int) -> None:
+    """FAISS vs ChronosVector behind the same KnowledgeBase, alternating per size.
+
+    Records are inserted in batches of 5,000 (``record_many``: SQLite rows and vectors), and
+    the index is built by the first query (one bulk load from SQLite, as after a restart):
+    both are reported, and their sum as the bulk insert rate. Queries are end to end
+    (``kb.query``: sync check, index search, SQLite fetch, records), query embedding excluded;
+    the time-windowed query asks for a random tenth of the time span (``since`` / ``until``):
+    FAISS checks it in SQL on its nearest neighbours, Chronos inside the index. recall@10 is
+    against numpy's exact top 10 (over the window for the windowed query).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from soma.knowledge._chronos import import_chronos
+
+    import_chronos()  # say at once if this interpreter cannot run the comparison
+    console = Console(width=max(160, Console().width))  # twelve columns
+    console.print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+    n_max = max(sizes)
+    exps = make_experiments(n_max)
+    t_start = datetime(2025, 1, 1, tzinfo=UTC)
+    for j, e in enumerate(exps):  # one experiment a minute: windows select by start time
+        e.started = t_start + timedelta(minutes=j)
+    from soma.knowledge._embed import experiment_text
+
+    texts = [
+        experiment_text(
+            name=e.name,
+            hypothesis=e.hypothesis,
+            pipeline_summary=e.pipeline_summary,
+            notes=e.notes,
+            tags=e.tags,
+        )
+        for e in exps[:1000]
+    ]
+    rnd = random.Random(7)
+    query_texts = [
+        f"what happened when we {rnd.choice(CHANGES)} {rnd.choice(SUBJECTS)} #{i}"
+        for i in range(queries)
+    ]
+    sample, source = _sample_vectors(texts + query_texts)
+    table = synthetic_table(sample[:1000], n_max)
+    emb = TableEmbedder(table, dict(zip(query_texts, sample[1000:], strict=True)))
+    results = []
+    for n in sizes:
+        for backend in ("faiss", "chronos"):
+            console.print(f"{backend} at {n:,} ...")
+            results.append(_backend_run(backend, n, emb, exps[:n], query_texts))
+    t = Table(
+        title=f"FAISS vs ChronosVector, k=10, {queries} queries, vectors: {source} (ms)",
+        title_justify="left",
+    )
+    for col in (
+        "records",
+        "backend",
+        "index",
+        "rows rec/s",
+        "index build rec/s",
+        "bulk insert rec/s",
+        "query p50",
+        "query p95",
+        "recall@10",
+        "window p50",
+        "window p95",
+        "window recall@10",
+    ):
+        t.add_column(col, justify="right")
+    for r in results:
+        t.add_row(
+            f"{r['n']:,}",
+            r["backend"],
+            r["kind"],
+            f"{r['rows_rps']:,.0f}",
+            f"{r['index_rps']:,.0f}",
+            f"{r['total_rps']:,.0f}",
+            f"{r['q_p50']:.2f}",
+            f"{r['q_p95']:.2f}",
+            f"{r['recall']:.3f}",
+            f"{r['w_p50']:.2f}",
+            f"{r['w_p95']:.2f}",
+            f"{r['w_recall']:.3f}",
+        )
+    console.print(t)
+    by = {(r["n"], r["backend"]): r for r in results}
+    for n in sizes:
+        f, c = by[(n, "faiss")], by[(n, "chronos")]
+        console.print(
+            f"{n:,}: chronos / faiss — query p50 {c['q_p50'] / f['q_p50']:.2f}x, window p50 "
+            f"{c['w_p50'] / f['w_p50']:.2f}x, bulk insert {c['total_rps'] / f['total_rps']:.2f}x"
+        )
+    console.print(
+        f"chronos bulk loads at ef_construction {results[-1]['bulk_ef'] or '-'}; "
+        f"load average at the end {os.getloadavg()[0]:.1f}."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="1k real, 10k synthetic")
     mode.add_argument("--full", action="store_true", help="10k real, 600 queries per size")
+    mode.add_argument("--backends", action="store_true", help="FAISS vs ChronosVector")
     parser.add_argument("--queries", type=int, default=None, help="queries per size")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     args = parser.parse_args(argv)
+    if args.backends:
+        bench_backends(args.sizes, args.queries or 200)
+        return
 
     from rich.console import Console
     from rich.progress import Progress

@@ -83,7 +83,11 @@ class ToolContext:
                 if self._kb is None:
                     from soma.knowledge import KnowledgeBase
 
-                    self._kb = KnowledgeBase(self.project.kb_path, embedder=self._embedder)
+                    self._kb = KnowledgeBase(
+                        self.project.kb_path,
+                        embedder=self._embedder,
+                        backend=self.project.kb_backend,  # [kb] backend of soma.toml
+                    )
         return self._kb
 
     @property

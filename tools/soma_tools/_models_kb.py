@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -13,6 +13,7 @@ __all__ = [
     "ChangePointRow",
     "CreateResearchLineInput",
     "CreateResearchLineOutput",
+    "DirectionChangeRow",
     "ExperimentHit",
     "GenerateReportInput",
     "GenerateReportOutput",
@@ -54,6 +55,11 @@ class QueryKnowledgeBaseInput(ToolInput):
     until: str | None = Field(
         None, description="Only experiments started before: ISO 8601, or an age like '1d'."
     )
+    verdict: Literal["supported", "refuted", "inconclusive"] | None = Field(
+        None,
+        description="Only experiments with this verdict. With text, verdict='refuted' and "
+        "since='30d' the result's novelty says how new an idea is against recent refutations.",
+    )
     k: int = Field(10, ge=1, le=50, description="How many experiments to return.")
 
 
@@ -75,8 +81,15 @@ class ExperimentHit(Record):
 
 class QueryKnowledgeBaseOutput(ToolOutput):
     hits: list[ExperimentHit]
+    novelty: float | None = Field(
+        None,
+        description="With text: 1 - similarity of the closest match among the filtered "
+        "experiments (1.0 when none matches); low means the idea was tried already.",
+    )
 
     def render(self) -> str:
+        if self.novelty is not None and not self.hits:
+            return "No experiment matches (novelty 1.0)."
         if not self.hits:
             return "No experiment matches."
         rows = [
@@ -84,7 +97,8 @@ class QueryKnowledgeBaseOutput(ToolOutput):
             for h in self.hits
         ]
         head = ["id", "line", "status", "value", "score", "pipeline", "hypothesis"]
-        return f"{len(self.hits)} experiment(s)\n\n" + markdown_table(head, rows)
+        novelty = "" if self.novelty is None else f", novelty {self.novelty:.3f}"
+        return f"{len(self.hits)} experiment(s){novelty}\n\n" + markdown_table(head, rows)
 
 
 class GetTrajectoryInput(ToolInput):
@@ -93,6 +107,20 @@ class GetTrajectoryInput(ToolInput):
     research_line: str = Field(description="The research line (see list_research_lines).")
     metric: str | None = Field(None, description="Metric to follow (default: the line's metric).")
     limit: int = Field(20, ge=1, le=500, description="Most recent points to show.")
+    hypotheses: bool = Field(
+        False,
+        description="Also the line's path through hypothesis space: drift and the direction "
+        "changes of its experiments' embeddings (where its focus moved), each explained.",
+    )
+
+
+class DirectionChangeRow(Record):
+    index: int
+    experiment_id: str
+    drift: float = Field(description="Cosine distance between the two sides' centres.")
+    before_focus_id: str
+    after_focus_id: str
+    explanation: str
 
 
 class TrajectoryRow(Record):
@@ -116,8 +144,26 @@ class GetTrajectoryOutput(ToolOutput):
     )
     points: list[TrajectoryRow] = Field(description="The most recent points, oldest first.")
     resource_uri: str
+    hypothesis_drift: float | None = Field(
+        None, description="Cosine distance from the line's first experiment to its last."
+    )
+    direction_changes: list[DirectionChangeRow] | None = Field(
+        None, description="With hypotheses=true: where the focus moved (the latest, bounded)."
+    )
+    hypotheses_uri: str | None = None
 
     def render(self) -> str:
+        text = self._metric_text()
+        if self.direction_changes is None:
+            return text
+        rows = [[c.index, c.experiment_id, c.drift, c.explanation] for c in self.direction_changes]
+        text += f"\n\nHypothesis space: drift {fmt(self.hypothesis_drift)} first → last; "
+        if not rows:
+            return text + "no direction change."
+        table = markdown_table(["#", "experiment", "drift", "where the focus moved"], rows)
+        return text + f"direction changes ({self.hypotheses_uri})\n\n{table}"
+
+    def _metric_text(self) -> str:
         rows = [[p.index, p.experiment_id, p.time, p.value, p.best_so_far] for p in self.points]
         head = f"Line '{self.research_line}': {self.metric} ({self.direction}), trend {self.trend}"
         best = f"best {fmt(self.best_value)} ({self.best_experiment_id})"
