@@ -317,9 +317,11 @@ def promising(
         summaries.append((line, exps, values, best, last))
     newest = max((s[4] for s in summaries if s[4] is not None), default=None)
     global_best: dict[tuple[str, str], float] = {}
+    holders: dict[tuple[str, str], int] = {}  # lines with a best, per (metric, direction)
     for line, _, _, best, _ in summaries:
         if best is not None:
             key = (line.metric, line.direction)
+            holders[key] = holders.get(key, 0) + 1
             value = best.metrics[line.metric]
             if key not in global_best or _better(value, global_best[key], line.direction):
                 global_best[key] = value
@@ -336,7 +338,20 @@ def promising(
             top = global_best[(line.metric, line.direction)]
             value = best.metrics[line.metric]
             allowed = max(tolerance * abs(top), noise_scale(values), 1e-12)
-            if abs(value - top) <= allowed:
+            peers = holders[(line.metric, line.direction)] - 1
+            if peers == 0:
+                # Nothing to compare with: saying it is near "the best comparable line" would
+                # compare the line with itself.
+                reasons.append(
+                    f"best {line.metric} {value:.4g} ({best.id}), the only line measuring "
+                    f"{line.metric}, recently active"
+                )
+            elif value == top:
+                reasons.append(
+                    f"best {line.metric} {value:.4g} ({best.id}) is the best of "
+                    f"{peers + 1} comparable lines, recently active"
+                )
+            elif abs(value - top) <= allowed:
                 reasons.append(
                     f"best {line.metric} {value:.4g} ({best.id}) is within reach of the best "
                     f"comparable line ({top:.4g}) and recently active"
@@ -353,6 +368,7 @@ def promising(
             n_experiments=len(exps),
             last_activity=last,
             reasons=reasons,
+            description=line.description,
         )
         stamp = last.timestamp() if isinstance(last, datetime) else 0.0
         ranked.append(((-len(reasons), -stamp, line.name), entry))

@@ -375,6 +375,7 @@ class PromisingLine(BaseModel):
     n_experiments: int
     last_activity: datetime | None
     reasons: list[str]
+    description: str = ""
 
 
 class Report(BaseModel):

@@ -152,7 +152,10 @@ def test_promising_lines(kb: KnowledgeBase) -> None:
     found = {p.name: p for p in kb.promising_lines(k=10)}
     assert set(found) == {"climbing", "top", "loss-line"}
     assert found["climbing"].reasons == ["improving"]
-    assert found["top"].trend is Trend.PLATEAUED and "within reach" in found["top"].reasons[0]
+    assert found["top"].trend is Trend.PLATEAUED
+    assert "is the best of 4 comparable lines" in found["top"].reasons[0]
+    # The only loss line is not compared with itself.
+    assert "the only line measuring loss" in found["loss-line"].reasons[0]
     assert found["top"].best_experiment_id == kb.best("top").id
     assert [p.name for p in kb.promising_lines(k=1)] == [kb.promising_lines(k=10)[0].name]
     wider = kb.promising_lines(k=10, recent=timedelta(days=100))

@@ -102,3 +102,28 @@ def test_regression_one_report_location(tmp_path: Path) -> None:
         assert asyncio.run(read()) == "# newest\n"
     finally:
         ctx.close()
+
+
+def test_regression_promising_lines_descriptions_and_a_single_line(tmp_path: Path) -> None:
+    # promising_lines returned empty descriptions and said the only line was "within reach
+    # of the best comparable line" (itself).
+    from conftest import make_project
+
+    import soma_tools as T
+
+    ctx = T.ToolContext(make_project(tmp_path / "digits"), embedder="hashing")
+    try:
+        T.create_research_line(
+            ctx, T.CreateResearchLineInput(name="solo", description="Is PCA worth it?")
+        )
+        for c in (0.1, 1.0):
+            T.run_pipeline(
+                ctx,
+                T.RunPipelineInput(spec=f"StandardScale() >> LogReg(C={c})", research_line="solo"),
+            )
+        (row,) = T.promising_lines(ctx, T.PromisingLinesInput()).lines
+        assert row.name == "solo" and row.description == "Is PCA worth it?"
+        assert "comparable line" not in " ".join(row.reasons)
+        assert "the only line measuring" in row.reasons[0]
+    finally:
+        ctx.close()

@@ -270,6 +270,7 @@ def promising_lines(ctx: ToolContext, inp: PromisingLinesInput) -> PromisingLine
             name=p.name,
             metric=p.metric,
             direction=p.direction,
+            description=p.description,
             n_experiments=p.n_experiments,
             best_value=p.best_value,
             best_experiment_id=p.best_experiment_id,
