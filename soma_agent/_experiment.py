@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from soma.vocabulary import Direction
 from soma_agent._history import experiment_value
 from soma_agent._hypothesis import Hypothesis
 from soma_agent._losses import LossStore
@@ -23,9 +24,8 @@ def beats(value: float | None, other: float | None, direction: str, *, strict: b
         return False
     if other is None:
         return True
-    if direction == "maximize":
-        return value > other if strict else value >= other
-    return value < other if strict else value <= other
+    way = Direction(direction)
+    return way.better(value, other) or (not strict and value == other)
 
 
 def idempotency_key(run_id: str, iteration: int) -> str:
@@ -166,7 +166,7 @@ class ExperimentRunner:
         trials = self._trials(name)
         for e in trials:
             self._link(e.id)
-        sign = 1.0 if loop.direction == "maximize" else -1.0
+        sign = Direction(loop.direction).sign
         scored = [
             (e, v)
             for e in trials

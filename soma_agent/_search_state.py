@@ -11,6 +11,7 @@ import random
 import re
 from typing import Any
 
+from soma.vocabulary import Direction
 from soma_agent._history import Trial, load_trials
 from soma_agent._hypothesis import Observation
 from soma_agent._losses import LossStore
@@ -203,7 +204,7 @@ class SearchState:
             if cand is not None:
                 self._tried.add(self.key(cand))
         self.structures = {t.candidate.structure for t in self.trials if t.candidate is not None}
-        sign = 1.0 if ctx.direction == "maximize" else -1.0
+        sign = Direction(ctx.direction).sign
         ok = [t for t in self.trials if t.ok and t.candidate is not None]
         self._sign = sign
         self.best_trial = max(ok, key=lambda t: sign * t.value) if ok else None  # type: ignore[operator]

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import StudyError
+from soma.vocabulary import Direction
 
 if TYPE_CHECKING:
     import optuna
@@ -115,7 +116,7 @@ class StudyResult:
         done = [t for t in self.trials if t.status == "ok" and t.values]
         if not done:
             return None
-        sign = 1.0 if self.directions[0] == "maximize" else -1.0
+        sign = Direction(self.directions[0]).sign
         return max(done, key=lambda t: (sign * t.values[0], -t.number))  # type: ignore[index]
 
     @property

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from soma.errors import ExecutionError
 from soma.study._inputs import MetricFailed
 from soma.study._intermediate import find_cause
+from soma.vocabulary import Direction
 
 if TYPE_CHECKING:
     import optuna
@@ -76,7 +77,7 @@ class CacheUsage:
 class BestTracker:
     def __init__(self, study: optuna.Study, directions: tuple[str, ...]) -> None:
         self.single = len(directions) == 1
-        self.sign = 1.0 if directions[0] == "maximize" else -1.0
+        self.sign = Direction(directions[0]).sign
         self.best: float | None = None
         if self.single:
             for frozen in study.get_trials(deepcopy=False):
