@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from soma.knowledge import KnowledgeBase
+from soma.knowledge._leases import is_interrupted
 from soma_agent.run_control import run_status
 
 CLI = "from soma.cli import main; main()"
@@ -69,8 +70,10 @@ def test_kill_during_experiment_then_resume(slow_project: Path) -> None:
     killed = kb.journal(run_id, kinds="experiment_started")[-1].payload
     assert run_status(kb, run_id).status == "interrupted"
     assert len(kb.journal(run_id, kinds="experiment_result")) == 1
-    running = [e for e in kb.experiments() if e.status == "running"]
-    assert [e.idempotency_key for e in running] == [killed["idempotency_key"]]
+    # The killed experiment's owner is gone: reading it closes it as interrupted (issue 18).
+    left = [e for e in kb.experiments() if e.status != "ok"]
+    assert [e.idempotency_key for e in left] == [killed["idempotency_key"]]
+    assert is_interrupted(left[0]), left[0].error
 
     out = subprocess.run(
         soma("agent", "resume", run_id, "--embedder", "hashing", "--json", cwd=slow_project),
@@ -89,7 +92,7 @@ def test_kill_during_experiment_then_resume(slow_project: Path) -> None:
     keys = Counter(e.idempotency_key for e in experiments)
     assert set(keys.values()) == {1} and killed["idempotency_key"] in keys
     # The interrupted experiment's record was taken over, not duplicated.
-    assert running[0].id in {e.id for e in experiments}
+    assert left[0].id in {e.id for e in experiments}
     results = kb.journal(run_id, kinds="experiment_result")
     assert len(results) == 4
     assert Counter(r.payload["hypothesis_id"] for r in results).most_common(1)[0][1] == 1
