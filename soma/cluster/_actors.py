@@ -3,9 +3,10 @@
 PBT members train in these (``soma.pbt._actors``): each actor is set up once with
 ``setup(payload)`` (the payload travels once through the object store) and then runs
 ``fn(*args)`` round after round in the same process. An actor holds one Soma slot and one
-CPU while it lives. A worker lost mid-call: Ray restarts the actor elsewhere (setup runs
-again) and retries the call, ``restarts`` times; after that the call's result is a
-WorkerLost error, returned as a value so the caller decides.
+CPU while it lives, so there are at most as many as the alive workers have of both. A
+worker lost mid-call: Ray restarts the actor elsewhere (setup runs again) and retries the
+call, ``restarts`` times; after that the call's result is a WorkerLost error, returned as
+a value so the caller decides.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from soma.cluster._errors import WorkerLost
+from soma.cluster._errors import ClusterError, WorkerLost
 from soma.cluster._units import SLOT_RESOURCE
 
 __all__ = ["Actors"]
@@ -40,8 +41,9 @@ class Actors:
     ) -> None:
         import ray
 
-        slots = int(sum(n["slots"] for n in lab.workers() if n["alive"]))
-        count = max(1, min(count, slots))  # an actor keeps its slot: more would wait forever
+        # An actor keeps a slot and a CPU while it lives: more than fit would wait forever.
+        room = int(sum(min(n["slots"], n["cpus"]) for n in lab.workers() if n["alive"]))
+        count = max(1, min(count, room))
         home = ray.remote(_Home).options(
             num_cpus=1,
             resources={SLOT_RESOURCE: 1.0},
@@ -50,7 +52,13 @@ class Actors:
         )
         shared = ray.put(payload)
         self.actors = [home.remote(setup, shared) for _ in range(count)]
-        self.workers: list[str] = ray.get([a.where.remote() for a in self.actors])
+        try:
+            self.workers: list[str] = ray.get([a.where.remote() for a in self.actors], timeout=120)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise ClusterError(
+                f"{count} actor(s) did not start on the workers within 120 s"
+            ) from None
 
     def map(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
         """``[fn(*args) for args in calls]`` on the actors; a lost call gives a WorkerLost."""

@@ -1,7 +1,7 @@
 """PBT members on a cluster: actors on the Lab's workers, each holding the data once.
 
-``PBT(..., lab=lab)`` starts one actor per Soma slot of the alive workers (at most one per
-member; see ``soma.cluster._actors``). Each actor receives the member context (the
+``PBT(..., lab=lab)`` starts one actor per free slot-and-CPU of the alive workers (at most one
+per member; see ``soma.cluster._actors``). Each actor receives the member context (the
 iterative node's inputs, the metric) once, through the object store, and trains members
 round after round with the same ``run_member_task`` the local process pool runs; the driver
 keeps exploit / explore and every member's checkpoint between rounds. A worker lost

@@ -38,12 +38,16 @@ def findings(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("cluster") / "findings.json"
     script = f"ip link set lo up; exec {sys.executable} {HERE / '_scenario.py'} {out}"
     done = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True,
-                          text=True, timeout=480)  # fmt: skip
+                          text=True, timeout=900)  # fmt: skip
     if not out.exists():
         pytest.fail(
             f"the cluster scenario wrote nothing:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
     return json.loads(out.read_text())
+
+
+def test_scenario_ran_to_its_end(findings: dict) -> None:
+    assert "crash" not in findings, findings["crash"]
 
 
 def test_scenario_ran_in_a_loopback_only_namespace(findings: dict) -> None:
@@ -92,14 +96,77 @@ def test_cluster_status_output(findings: dict) -> None:
     assert "2 worker(s) alive, 0 dead" in text and "tagged" in text and "big-ram" in text
 
 
-def test_worker_killed_mid_task_jobs_rerun_elsewhere_and_status_shows_it_dead(
+def test_remote_step_runs_on_the_tagged_worker_and_a_cached_node_stays_here(
     findings: dict,
 ) -> None:
-    assert findings["after_kill"] == ["tagged", "tagged"]
+    assert findings["plan_text"] == "Remote(center @ tag:gpu, cached)"  # one node: no Sequence
+    assert findings["remote_values"] == [-1.0, 0.0, 1.0]
+    assert findings["remote_ran_on"] == "tagged"
+    assert findings["remote_events_1"] == [["node_finished", "center", "tagged"]]
+    # Second run: served from the driver's cache, no job dispatched (no worker named).
+    assert findings["remote_events_2"] == [["node_finished", "center", None]]
+    assert findings["remote_status_2"] == "cached"
+    assert findings["backend_ran_on"] == "plain"  # Graph(backend=lab.backend())
+
+
+def test_remote_node_errors_name_the_node_and_the_worker(findings: dict) -> None:
+    assert findings["remote_error"] == (
+        "RemoteNodeError: node 'boom' failed during fit on worker 'plain': ValueError: bad input"
+    )
+    assert findings["remote_error_worker"] == "plain"
+    assert findings["infeasible_error"].startswith(
+        "ExecutionError: node 'center' failed during fit: ClusterError: node 'center': "
+        "no alive worker has tag:tpu (workers: "
+    )
+    assert "tag:gpu" in findings["infeasible_error"] and findings["infeasible_s"] < 2.0
+
+
+def test_a_remote_run_can_be_cancelled(findings: dict) -> None:
+    assert findings["cancel_error"] == (
+        "ExecutionError: node 'slow' failed during forward: ClusterError: node 'slow' was cancelled"
+    )
+    assert findings["cancel_s"] < 5.0  # cancelled after 1 s; the node sleeps 60 s
+
+
+def test_study_across_two_workers_records_every_trial_once(findings: dict) -> None:
+    assert findings["study_counts"].get("ok") == 8 and sum(findings["study_counts"].values()) == 8
+    stored = findings["study_stored"]
+    assert sorted(t["number"] for t in stored) == list(range(8))
+    assert {t["state"] for t in stored} == {"COMPLETE"}
+    assert {t["worker"] for t in stored} == {"tagged", "plain"}
+
+
+def test_worker_killed_mid_study_trials_rerun_elsewhere_nothing_twice_status_dead(
+    findings: dict,
+) -> None:
+    stored = findings["killed_stored"]
+    assert sorted(t["number"] for t in stored) == list(range(10))  # each trial once
+    assert findings["killed_counts"].get("ok") == 10, findings["killed_errors"]
+    assert {t["state"] for t in stored} == {"COMPLETE"}
+    assert "plain" in {t["worker"] for t in stored}  # it had taken trials before the kill
     assert findings["health_after_kill"]["workers_dead"] == 1
     assert findings["health_after_kill"]["workers_alive"] == 1
+    nodes = {n["name"]: n for n in findings["status_after_kill"]["nodes"]}
+    assert nodes["plain"]["alive"] is False and nodes["tagged"]["alive"] is True
 
 
 def test_everything_stopped_by_pid(findings: dict) -> None:
     assert findings["stopped_coordinator"] > 0
     assert findings["leftover"] == 0
+
+
+def test_project_cluster_address_sends_the_tools_experiments_to_the_cluster(
+    findings: dict,
+) -> None:
+    tools = findings["tools"]
+    assert isinstance(tools, dict), tools
+    # The project's filters (a synthetic package a worker cannot import) went by value.
+    assert tools["pipeline_worker"] in ("tagged", "plain")
+    assert tools["kb_status"] == "ok" and 0.0 < tools["value"] <= 1.0
+    assert tools["study_trials"] == 3 and tools["study_workers"]
+
+
+def test_pbt_members_train_in_actors_on_both_workers(findings: dict) -> None:
+    assert findings["pbt_members"] == 4 and findings["pbt_errors"] == []
+    assert findings["pbt_workers"] == ["plain", "tagged"]
+    assert findings["pbt_best"] < 9.0  # mse of the untrained state (0 vs 3) is 9
