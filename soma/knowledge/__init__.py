@@ -20,9 +20,11 @@ from __future__ import annotations
 from soma.knowledge._analytics import classify_trend, detect_change_points, noise_scale
 from soma.knowledge._embed import Embedder, HashingEmbedder, MiniLMEmbedder, resolve_embedder
 from soma.knowledge._kb import KnowledgeBase
-from soma.knowledge._line_report import latest_report, report_folder
+from soma.knowledge._line_report import draw_line_plot, latest_report, report_folder
 from soma.knowledge._line_summary import LineSummary, summarize_line
+from soma.knowledge._optuna_plots import draw_optuna_plot
 from soma.knowledge._paths import default_kb_path
+from soma.knowledge._plots import OPTUNA_PLOTS, PLOT_KINDS, PlotOutcome
 from soma.knowledge._records import (
     ChangePoint,
     Experiment,
@@ -47,6 +49,8 @@ from soma.knowledge._where import WhereClause, parse_where
 from soma.knowledge._writes import UnknownLineError
 
 __all__ = [
+    "OPTUNA_PLOTS",
+    "PLOT_KINDS",
     "SCHEMA_VERSION",
     "ChangePoint",
     "DirectionChange",
@@ -60,6 +64,7 @@ __all__ = [
     "LineSummary",
     "MiniLMEmbedder",
     "Novelty",
+    "PlotOutcome",
     "PromisingLine",
     "Report",
     "ResearchLine",
@@ -72,6 +77,8 @@ __all__ = [
     "default_kb_path",
     "detect_change_points",
     "detect_direction_changes",
+    "draw_line_plot",
+    "draw_optuna_plot",
     "latest_report",
     "new_experiment_id",
     "noise_scale",

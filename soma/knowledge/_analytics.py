@@ -178,6 +178,12 @@ def detect_change_points(
     ``min_size`` values; a noise-free sequence uses a tiny sigma (1e-3 of its range), so every
     real shift counts. Fewer than ``2 * min_size`` values: no change points.
 
+    A single bad trial is not a change: before the search, a value more than 3 sigma from the
+    median of the five values around it (the first or last three at the ends) is replaced by
+    that median (a Hampel filter). Two chance-level trials a few apart are both replaced; a
+    step keeps its edge, so a shift lasting three values, or two at either end of the line,
+    is found as before; Gaussian noise is left alone.
+
     On pure Gaussian noise this reports a change in ~3-6% of 10-20-point sequences, and finds a
     4-sigma shift between two 6-point segments ~93% of the time.
 
@@ -194,10 +200,31 @@ def detect_change_points(
     if spread == 0.0:
         return []
     sigma = max(noise_scale(y), 1e-3 * spread)
+    y = _despike(y, 3.0 * sigma)
     penalty = penalty_factor * sigma * sigma * math.log(max(n, 20))
     algo = ruptures.Pelt(model="l2", min_size=min_size, jump=1).fit(y.reshape(-1, 1))
     ends = algo.predict(pen=penalty)
     return [int(e) for e in ends[:-1]]
+
+
+def _despike(y: np.ndarray, threshold: float) -> np.ndarray:
+    """``y`` with each value farther than ``threshold`` from its local median (5 values, the
+    first or last 3 at the ends) replaced by that median; see :func:`detect_change_points`.
+
+    >>> _despike(np.array([0.9, 0.91, 0.1, 0.9, 0.92, 0.1, 0.91]), 0.05).tolist()
+    [0.9, 0.91, 0.9, 0.9, 0.92, 0.91, 0.91]
+    """
+    n = y.size
+    med = np.empty(n)
+    for i in range(n):
+        if i < 2:
+            window = y[:3]
+        elif i >= n - 2:
+            window = y[n - 3 :]
+        else:
+            window = y[i - 2 : i + 3]
+        med[i] = np.median(window)
+    return np.where(np.abs(y - med) > threshold, med, y)
 
 
 def _fmt(value: Any) -> str:

@@ -22,6 +22,8 @@ from soma.knowledge._analytics import (
     classify_trend,
     trajectory,
 )
+from soma.knowledge._optuna_plots import draw_optuna_plot, line_study
+from soma.knowledge._plots import OPTUNA_PLOTS, PlotOutcome, check_plot_kind, plot_trajectory
 from soma.knowledge._records import (
     ChangePoint,
     Experiment,
@@ -30,7 +32,7 @@ from soma.knowledge._records import (
     TrajectoryPoint,
 )
 
-__all__ = ["latest_report", "report_folder", "write_report"]
+__all__ = ["draw_line_plot", "latest_report", "line_plots", "report_folder", "write_report"]
 
 
 def _slug(name: str) -> str:
@@ -65,87 +67,53 @@ def _cell(value: Any, limit: int = 80) -> str:
 
 
 def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.6g}"
+    """A metric value to 4 significant digits (``0.5231404020000809`` -> ``0.5231``)."""
+    return "—" if value is None else f"{value:.4g}"
+
+
+_LONG_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{5,}(?:e[+-]?\d+)?")
+
+
+def _short_floats(text: str) -> str:
+    """Floats with more than 4 decimals written to 4 significant digits, in a pipeline
+    summary or a parameter (``SVC(C=0.3177840006884068)`` -> ``SVC(C=0.3178)``)."""
+    return _LONG_FLOAT.sub(lambda m: f"{float(m.group()):.4g}", text)
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, float) and len(repr(value)) > 6:
+        return f"{value:.4g}"
+    return _short_floats(str(value))
+
+
+def _same_text(a: str, b: str) -> bool:
+    return re.sub(r"\s+", "", a) == re.sub(r"\s+", "", b)
 
 
 def _when(value: datetime | None) -> str:
     return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _plot(
-    path: Path,
-    line: ResearchLine,
-    points: Sequence[TrajectoryPoint],
-    cps: Sequence[ChangePoint],
-) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 4.8), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    xs = list(range(1, len(points) + 1))
-    ax.plot(xs, [p.value for p in points], "o-", color="#4c72b0", lw=1, ms=4, label=line.metric)
-    ax.step(
-        xs,
-        [p.best_so_far for p in points],
-        where="post",
-        color="#55a868",
-        lw=2,
-        label="best so far",
-    )
-    for cp in cps:
-        x = cp.index + 0.5  # between the last experiment before and the first after
-        ax.axvline(x, color="#c44e52", ls="--", lw=1)
-        ax.annotate(
-            cp.experiment_id,
-            (x, 1.0),
-            xycoords=("data", "axes fraction"),
-            rotation=90,
-            va="top",
-            ha="right",
-            fontsize=7,
-            color="#c44e52",
-        )
-    best = points[-1].best_experiment_id
-    for x, p in zip(xs, points, strict=True):
-        if p.experiment_id == best:
-            late = x > len(points) / 2  # keep the label inside the axes
-            ax.annotate(
-                f"best {p.value:.4g}\n{best}",
-                (x, p.value),
-                textcoords="offset points",
-                xytext=(-6, -22) if late else (6, 6),
-                ha="right" if late else "left",
-                fontsize=7,
-                bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8, "lw": 0},
-            )
-            break
-    ax.set_xlabel("successful experiment (chronological)")
-    ax.set_ylabel(f"{line.metric} ({line.direction})")
-    ax.set_title(f"{line.name}: {line.metric}")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-
-
 def _summary_table(
     line: ResearchLine, experiments: Sequence[Experiment], points: Sequence[TrajectoryPoint]
 ) -> list[str]:
+    """One row per experiment. The pipeline has its own column, whole (floats shortened);
+    the name is left out of it when it only repeats the pipeline."""
     by_id = {p.experiment_id: p for p in points}
     out = [
         f"| # | experiment | started (UTC) | status | {line.metric} | best so far | action "
-        "| name / pipeline |",
-        "|---|---|---|---|---|---|---|---|",
+        "| name | pipeline |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for n, exp in enumerate(experiments, 1):
         point = by_id.get(str(exp.id))
         best = "—" if point is None else f"{_num(point.best_so_far)} ({point.best_experiment_id})"
-        label = exp.name + (f" · {exp.pipeline_summary}" if exp.pipeline_summary else "")
+        pipeline = _short_floats(exp.pipeline_summary)
+        name = "" if pipeline and _same_text(exp.name, exp.pipeline_summary) else exp.name
         out.append(
             f"| {n} | `{exp.id}` | {_when(exp.started)} | {exp.status} | "
-            f"{_num(exp.metrics.get(line.metric))} | {best} | {exp.action} | {_cell(label)} |"
+            f"{_num(exp.metrics.get(line.metric))} | {best} | {exp.action} | {_cell(name)} | "
+            f"{_cell(pipeline, 10_000) or '—'} |"
         )
     return out
 
@@ -153,27 +121,28 @@ def _summary_table(
 def _best_section(line: ResearchLine, best: Experiment | None) -> list[str]:
     if best is None:
         return [f"No successful experiment has measured {line.metric} yet."]
+    repeats = _same_text(best.name, best.pipeline_summary)
+    named = "" if repeats else f" ({_cell(_short_floats(best.name))})"
     out = [
-        f"**Best {line.metric}: {_num(best.metrics[line.metric])}** — experiment `{best.id}` "
-        f"({_cell(best.name)}), started {_when(best.started)} UTC. Everything below is from "
-        f"`{best.id}`.",
+        f"**Best {line.metric}: {_num(best.metrics[line.metric])}** — experiment `{best.id}`"
+        f"{named}, started {_when(best.started)} UTC. Everything below is from `{best.id}`.",
         "",
     ]
     if best.hypothesis:
         out += [f"- Hypothesis: {_cell(best.hypothesis, 300)}"]
     if best.pipeline_summary:
-        out += [f"- Pipeline: `{_cell(best.pipeline_summary, 300)}`"]
+        out += [f"- Pipeline: `{_cell(_short_floats(best.pipeline_summary), 10_000)}`"]
     for field in ("seed", "code_fingerprint", "data_fingerprint", "duration_s"):
         value = getattr(best, field)
         if value is not None:
-            out += [f"- {field.replace('_', ' ')}: `{value}`"]
+            out += [f"- {field.replace('_', ' ')}: `{_param(value)}`"]
     if best.pipeline_spec is not None:
         spec = best.pipeline_spec
         text = spec if isinstance(spec, str) else json.dumps(spec, indent=2, sort_keys=True)
         out += ["", "Pipeline spec:", "", "```", text, "```"]
     if best.params:
         out += ["", "| param | value |", "|---|---|"]
-        out += [f"| {_cell(k)} | `{_cell(v)}` |" for k, v in sorted(best.params.items())]
+        out += [f"| {_cell(k)} | `{_cell(_param(v))}` |" for k, v in sorted(best.params.items())]
     out += ["", f"| metric | value in `{best.id}` |", "|---|---|"]
     out += [f"| {_cell(k)} | {_num(v)} |" for k, v in sorted(best.metrics.items())]
     return out
@@ -190,11 +159,11 @@ def _trend_line(points: Sequence[TrajectoryPoint], trend: str, window: int) -> s
     )
 
 
-def _change_point_lines(cp: ChangePoint) -> list[str]:
+def _change_point_lines(n: int, cp: ChangePoint) -> list[str]:
     # The explanation names only the ends of each segment; list every experiment behind
     # each mean so both numbers can be checked against the summary table.
     return [
-        f"- At `{cp.experiment_id}`: {cp.explanation}.",
+        f"- At `{cp.experiment_id}` (C{n} on the plot): {_short_floats(cp.explanation)}.",
         f"  - {_num(cp.before_mean)} is the mean over: "
         + ", ".join(f"`{i}`" for i in cp.before_ids),
         f"  - {_num(cp.after_mean)} is the mean over: " + ", ".join(f"`{i}`" for i in cp.after_ids),
@@ -219,6 +188,63 @@ def _failures(experiments: Sequence[Experiment]) -> list[str]:
         ids = ", ".join(f"`{e.id}`" for e in pruned)
         out += ["", f"Pruned (stopped early by the study's pruner): {ids}."]
     return out
+
+
+def _plot_path(folder: Path, line: str, kind: str) -> Path:
+    return folder / f"{_slug(line)}-{kind}.png"
+
+
+def draw_line_plot(
+    line: ResearchLine, experiments: Sequence[Experiment], kind: str, folder: Path
+) -> PlotOutcome:
+    """Draw one figure of the line (``trajectory`` or one of Optuna's views, see
+    :data:`soma.knowledge.PLOT_KINDS`) into ``folder``: the file or why it was not drawn."""
+    check_plot_kind(kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = _plot_path(folder, line.name, kind)
+    if kind == "trajectory":
+        points = trajectory(experiments, line.metric, line.direction)
+        if not points:
+            return PlotOutcome(kind, reason=f"no successful experiment measured {line.metric}")
+        cps = change_points(experiments, line.metric, line.direction)
+        plot_trajectory(path, line, experiments, points, cps)
+        return PlotOutcome(kind, path=path)
+    study = line_study(experiments, line.metric, line.direction, name=line.name)
+    return draw_optuna_plot(study, kind, path, target_name=line.metric)
+
+
+def line_plots(
+    line: ResearchLine, experiments: Sequence[Experiment], folder: Path
+) -> list[PlotOutcome]:
+    """Optuna's views of the line (one in-memory study, drawn once per kind)."""
+    study = line_study(experiments, line.metric, line.direction, name=line.name)
+    out = []
+    for kind in OPTUNA_PLOTS:
+        path = _plot_path(folder, line.name, kind)
+        path.unlink(missing_ok=True)  # a view that cannot be drawn now leaves no stale file
+        out.append(draw_optuna_plot(study, kind, path, target_name=line.metric))
+    return out
+
+
+def plot_markdown(outcomes: Sequence[PlotOutcome]) -> list[str]:
+    """A ``###`` section per figure: the image, or why it is missing."""
+    md: list[str] = []
+    for o in outcomes:
+        md += [f"### {o.title[:1].upper()}{o.title[1:]}", ""]
+        md += [f"![{o.title}]({o.path.name})" if o.path else f"Not drawn: {o.reason}.", ""]
+        md += [f"Drawn from {o.note}.", ""] if o.path and o.note else []
+    return md
+
+
+def _parameter_section(
+    line: ResearchLine, experiments: Sequence[Experiment], folder: Path
+) -> list[str]:
+    intro = (
+        "Optuna's views of this line, each successful experiment a trial with its recorded "
+        "parameters (`pipeline` is the pipeline family when the line has several; a "
+        "parameter with one value throughout is left out). Importances are fANOVA's, seeded."
+    )
+    return [intro, "", *plot_markdown(line_plots(line, experiments, folder))]
 
 
 def write_report(
@@ -257,21 +283,25 @@ def write_report(
     md += ["## Trajectory", ""]
     plot_path: Path | None = None
     if points:
-        _plot(png_path, line, points, cps)
+        plot_trajectory(png_path, line, experiments, points, cps)
         plot_path = png_path
         md += [
             f"![{line.metric} trajectory]({png_path.name})",
             "",
-            "Points are the successful experiments (the summary rows with a value), in order; the "
-            "step line is the best so far; dashed lines mark change points (labelled with the "
-            "first experiment after the change).",
+            "x is the experiment's # in the summary (every status, in order); each pipeline "
+            "family has its own colour and marker; the dark step line is the best so far. The "
+            "y-axis is set by the better half of the results: a value far worse than them (a "
+            "chance-level or broken configuration) is an open triangle on the axis edge, a "
+            "failed experiment a cross. Dashed lines are change points (Cn, listed below), "
+            "dotted lines the mean of each segment between them.",
         ]
     else:
         png_path.unlink(missing_ok=True)
         md += [f"No successful experiment has measured {line.metric} yet."]
-    md += ["", "## Change points", ""]
+    md += ["", "## Parameters", "", *_parameter_section(line, experiments, out_dir)]
+    md += ["## Change points", ""]  # the parameter section ends with a blank line
     if cps:
-        md += [text for cp in cps for text in _change_point_lines(cp)]
+        md += [text for n, cp in enumerate(cps, 1) for text in _change_point_lines(n, cp)]
     else:
         md += ["None detected." if len(points) >= 4 else "Too few points to detect any (< 4)."]
     md += ["", "## Failed experiments", "", *_failures(experiments), ""]

@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 
 from soma.cli import _register, app
 from soma.errors import ValidationError
-from soma.knowledge import HashingEmbedder, KnowledgeBase, MiniLMEmbedder
+from soma.knowledge import (
+    Experiment,
+    HashingEmbedder,
+    KnowledgeBase,
+    MiniLMEmbedder,
+    ResearchLine,
+    detect_change_points,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -299,3 +306,122 @@ def test_cli_errors_are_readable(cli_kb: tuple[Path, list[str]], tmp_path: Path)
     code, out = _run("kb", "list", "--project", str(tmp_path / "elsewhere"))
     assert code == 1 and "no knowledge base at" in out
     assert not (tmp_path / "elsewhere").exists()  # reading never creates a KB
+
+
+def _line_of(values: list[float | None], families: list[str]) -> list[Experiment]:
+    """Experiments an hour apart: None is a failed one; family i's pipeline summary."""
+    out = []
+    for i, (value, family) in enumerate(zip(values, families, strict=True)):
+        ok = value is not None
+        out.append(
+            exp(
+                f"{family} #{i}",
+                line="digits",
+                i=i,
+                id=f"exp-{i:016d}",
+                status="ok" if ok else "failed",
+                error=None if ok else "ValueError: boom",
+                metrics={"accuracy": value} if ok else {},
+                pipeline_summary=f"{family}(C={1.0 + i / 3})",
+                params={"C": 1.0 + i / 3, "gamma": 10.0 ** -(i % 4)},
+            )
+        )
+    return out
+
+
+def test_regression_trajectory_plot_for_a_paper(tmp_path: Path) -> None:
+    """Issue 17, item 8: a chance-level trial does not set the y-axis (it is pinned to the
+    edge and counted), failed ones are marked, pipeline families have a legend, and
+    change-point labels sit above the axes, not over the data."""
+    from soma.knowledge._analytics import change_points, trajectory
+    from soma.knowledge._plots import plot_trajectory
+
+    values = [0.90, 0.91, 0.1, 0.90, 0.92, None, 0.91, 0.96, 0.97, 0.96, 0.97, 0.96]
+    families = ["Scale >> LogReg"] * 7 + ["MinMax >> SVC"] * 5
+    exps = _line_of(values, families)
+    line = ResearchLine(name="digits", metric="accuracy", direction="maximize")
+    points = trajectory(exps, "accuracy", "maximize")
+    cps = change_points(exps, "accuracy", "maximize")
+    assert [cp.experiment_id for cp in cps] == [exps[7].id]
+    fig = plot_trajectory(tmp_path / "t.png", line, exps, points, cps)
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert 0.7 < low < 0.9 and 0.97 < high < 1.0  # set by the good results, not by 0.1
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "Scale >> LogReg" in legend and "MinMax >> SVC" in legend
+    assert "1 below the axis (to 0.1)" in legend and "1 failed" in legend
+    labels = [t for t in ax.texts if t.get_text().startswith("C")]
+    assert [t.get_text() for t in labels] == ["C1"]
+    assert labels[0].xy[1] == 1.0 and labels[0].get_va() == "bottom"  # above the axes
+    assert (tmp_path / "t.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_regression_report_text_columns_and_floats(tmp_path: Path) -> None:
+    """Issue 17, item 10: the pipeline has its own column, whole, not repeated in the name;
+    floats are written to 4 significant digits."""
+    from soma.knowledge._line_report import write_report
+
+    pipeline = "StandardScale >> PCA(n_components=0.95) >> SVC(C=0.3177840006884068, " + (
+        "gamma=0.0012703, kernel='rbf', class_weight='balanced', tol=0.001)"
+    )
+    named = exp(
+        pipeline,
+        line="digits",
+        id="exp-0000000000000001",
+        metrics={"accuracy": 0.5231404020000809},
+        pipeline_summary=pipeline,
+        params={"svc.C": 0.3177840006884068, "svc.kernel": "rbf"},
+        duration_s=1.23456789,
+    )
+    line = ResearchLine(name="digits", metric="accuracy", direction="maximize")
+    md = write_report(line, [named], tmp_path).markdown
+    row = next(r for r in md.splitlines() if r.startswith("| 1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "0.5231" and cells[5].startswith("0.5231 (")
+    assert cells[7] == ""  # the name only repeated the pipeline
+    assert cells[8] == pipeline.replace("0.3177840006884068", "0.3178").replace(
+        "0.0012703", "0.00127"
+    )
+    assert "…" not in row and "0.5231404020000809" not in md and "0.3177840006884068" not in md
+    assert "| svc.C | `0.3178` |" in md and "duration s: `1.235`" in md
+
+
+def test_regression_change_point_not_fired_by_one_bad_trial() -> None:
+    """Issue 17, item 10: one chance-level trial among steady ones is no change point (it
+    made two), at the start, middle or end; a real shift is still found."""
+    steady = [0.95, 0.96, 0.94, 0.95, 0.96, 0.95, 0.96, 0.95, 0.94, 0.95]
+    for at in (0, 4, 8, 9):
+        values = list(steady)
+        values[at] = 0.1
+        assert detect_change_points(values) == [], at
+    two_apart = [0.95, 0.96, 0.94, 0.1, 0.96, 0.1, 0.96, 0.95, 0.94, 0.95]
+    assert detect_change_points(two_apart) == []
+    assert detect_change_points([0.5, 0.52, 0.49, 0.51, 0.5, 0.8, 0.82, 0.79, 0.81, 0.8]) == [5]
+    assert detect_change_points([0.5, 0.52, 0.49, 0.51, 0.5, 0.51, 0.5, 0.8, 0.81]) == [7]
+
+
+def test_regression_report_draws_optuna_views(tmp_path: Path) -> None:
+    """Issue 17, item 9: the report shows Optuna's parameter importances, parallel
+    coordinates, slice, contour and history for the line, each a PNG beside it; a view
+    that cannot be drawn says why."""
+    from soma.knowledge._line_report import write_report
+
+    values = [0.90, 0.91, 0.93, 0.90, 0.92, None, 0.91, 0.96, 0.97, 0.96, 0.97, 0.96]
+    exps = _line_of(values, ["Scale >> LogReg"] * 12)
+    line = ResearchLine(name="digits", metric="accuracy", direction="maximize")
+    report = write_report(line, exps, tmp_path)
+    md = report.markdown
+    for kind, title in [
+        ("history", "Optimisation history"),
+        ("importances", "Parameter importances"),
+        ("parallel", "Parallel coordinates"),
+        ("slice", "Slice plot"),
+        ("contour", "Contour plot"),
+    ]:
+        png = report.path.parent / f"digits-{kind}.png"
+        assert f"### {title}" in md and f"]({png.name})" in md, kind
+        assert png.read_bytes()[:8] == PNG_MAGIC, kind
+    one_param = [e.model_copy(update={"params": {"C": e.params["C"]}}) for e in exps]
+    md = write_report(line, one_param, tmp_path).markdown
+    assert "Not drawn: needs 2 parameters varying in the same trials." in md
+    assert not (report.path.parent / "digits-contour.png").exists()  # no stale figure
