@@ -142,8 +142,9 @@ def execute(
             from soma.data.ref import resolve_input
 
             # References were keyed by their content hashes above; they resolve here, where
-            # the nodes use them.
-            run.values[("in", None)], run.y = resolve_input(x), resolve_input(y)
+            # the nodes use them (or on the workers, when only Remote steps read them).
+            if run.remote is None or not _refs_to_workers(plan, fitting):
+                run.values[("in", None)], run.y = resolve_input(x), resolve_input(y)
         _run_step(plan.root, run)
         output = _region_output(plan.regions[(None, None)], run)[0] if want_output else None
     except (ExecutionError, _Stopped) as exc:
@@ -223,6 +224,12 @@ def _remote_lab(backend: ExecutionBackend | None) -> Any:
 
         lab = active_lab()
     return lab
+
+
+def _refs_to_workers(plan: ExecutionPlan, fitting: bool) -> bool:
+    from soma.cluster._node_step import inputs_stay_refs
+
+    return inputs_stay_refs(plan, fitting)
 
 
 def _run_remote(step: Remote, run: _Run) -> None:

@@ -130,8 +130,8 @@ class Job:
         except BaseException:
             self._collected()
             raise
-        self._collected()
         self.worker = worker
+        self._collected()
         if not ok:
             raise value
         return value
@@ -153,7 +153,7 @@ class Job:
         except rex.RuntimeEnvSetupError as exc:
             raise ClusterError(
                 f"{self.what}: its environment (requirements hash {self.env_key}) failed to "
-                f"install on the worker: {_first_lines(str(exc))}"
+                f"install on the worker: {_install_error(str(exc))}"
             ) from None
         except (rex.WorkerCrashedError, rex.NodeDiedError, rex.LocalRayletDiedError) as exc:
             raise WorkerLost(
@@ -164,6 +164,13 @@ class Job:
             raise ClusterError(
                 f"{self.what} failed on the cluster: {_first_lines(str(exc))}"
             ) from exc
+
+
+def _install_error(text: str) -> str:
+    """pip's own ERROR lines ('No matching distribution found for x==9') when it printed
+    any, else the end of Ray's report (which starts with the virtualenv's long command)."""
+    errors = [line.strip() for line in text.splitlines() if line.strip().startswith("ERROR:")]
+    return "; ".join(dict.fromkeys(errors)) if errors else _first_lines(text)
 
 
 def _first_lines(text: str, count: int = 6) -> str:

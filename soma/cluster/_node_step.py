@@ -37,7 +37,7 @@ from soma.training import FitCall
 if TYPE_CHECKING:
     from soma.plan import Remote
 
-__all__ = ["run_remote_node"]
+__all__ = ["inputs_stay_refs", "run_remote_node"]
 
 _POLL_S = 0.25  # how often a waiting node looks whether its run was stopped
 
@@ -151,6 +151,7 @@ def _dispatch(
                 job.cancel()
                 raise _Stopped
         ok, value, worker = job._get(None)
+        job.worker = worker
     except BaseException:
         job.cancel()  # Ctrl-C or a lost driver thread: free the worker too
         raise
@@ -185,6 +186,35 @@ def _fail(
     if run.callbacks:
         run.emit("node_failed", name, duration_s=duration, error=str(error), iteration=iteration)
     raise error from cause
+
+
+def inputs_stay_refs(plan: Any, fitting: bool) -> bool:
+    """Whether a run on a Lab may leave its DataRef inputs unresolved on the driver: every
+    node that reads the graph input (and, when fitting, every node that fits, since fit takes
+    y) is a Remote step. The refs then travel to the workers as references (a few hundred
+    bytes) and each worker reads the data from the store itself; the driver never does.
+    Conservative: a Branch or Loop anywhere keeps the old path (resolve here, then ship)."""
+    remote: set[str] = set()
+    if not _remote_nodes(plan.root, remote):
+        return False
+    readers = [name for name, spec in plan.nodes.items() if ("in", None) in spec.sources]
+    if not readers or any(name not in remote for name in readers):
+        return False
+    return not fitting or all(spec.stateless or name in remote for name, spec in plan.nodes.items())
+
+
+def _remote_nodes(step: Any, found: set[str]) -> bool:
+    """Collect the Remote steps' nodes; False when the plan holds a Branch or Loop."""
+    from soma.plan import Branch, Loop, Parallel, Remote, Sequence
+
+    if isinstance(step, Remote):
+        found.add(step.node)
+    elif isinstance(step, Sequence | Parallel):
+        children = step.steps if isinstance(step, Sequence) else step.branches
+        return all(_remote_nodes(child, found) for child in children)
+    elif isinstance(step, Branch | Loop):
+        return False
+    return True
 
 
 def _fingerprint(spec: NodeSpec) -> str:

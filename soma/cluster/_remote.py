@@ -6,8 +6,10 @@ worker imports this module from its own (the driver's version of) Soma.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
+import sys
 import traceback
 from typing import Any
 
@@ -63,7 +65,16 @@ def node_task(
     strategy: Any, call: Any, flt: Any, args: tuple, state: Any, variadic: bool, forward: bool
 ) -> tuple[Any, Any]:
     """One graph node on a worker: fit through the graph's strategy when ``call`` is given
-    (a soma.training FitCall), then forward when asked. -> (new state or None, output)."""
+    (a soma.training FitCall), then forward when asked. -> (new state or None, output).
+
+    DataRefs among the inputs (a run whose driver left them unresolved, see
+    ``inputs_stay_refs``) are read here, from their store."""
+    if "soma.data.ref" in sys.modules:  # unpickling a DataRef imported it: else none came
+        from soma.data.ref import resolve_input
+
+        args = tuple(resolve_input(a) for a in args)
+        if call is not None:
+            call = dataclasses.replace(call, args=args, y=resolve_input(call.y))
     fitted = None
     if call is not None:
         state = fitted = strategy.fit(call)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import os
@@ -86,6 +87,7 @@ class Lab:
         self._running: set[Job] = set()  # submitted and not yet collected: what cancel() stops
         self._running_lock = threading.Lock()
         self._feasible: set[str] = set()  # placements some worker offers (checked once each)
+        self._done: collections.deque[dict[str, Any]] = collections.deque(maxlen=_HISTORY)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -328,6 +330,15 @@ class Lab:
     def _forget(self, job: Job) -> None:
         with self._running_lock:
             self._running.discard(job)
+            if job.worker is not None:
+                self._done.append({"what": job.what, "worker": job.worker})
+
+    def history(self) -> list[dict[str, Any]]:
+        """The jobs this Lab collected, oldest first (at most the last 1,000): what each
+        was (``"experiment 12"``, ``"trial 3"``, ``"node 'scale'"``) and the worker that ran
+        it, for jobs that came back from a worker (a lost or cancelled job names none)."""
+        with self._running_lock:
+            return list(self._done)
 
     def cancel(self, force: bool = True) -> int:
         """Cancel every job of this Lab not yet collected (a graph run on it then fails
@@ -368,6 +379,9 @@ class Lab:
 
     def __repr__(self) -> str:
         return f"Lab({self.address!r}{', local' if self.is_local else ''})"
+
+
+_HISTORY = 1000
 
 
 def _offer(total: dict[str, float]) -> str:

@@ -81,6 +81,9 @@ def test_job_environment_from_a_local_wheelhouse(findings: dict) -> None:
     assert len(findings["env_key"]) == 16
     assert findings["env_error"].startswith("ClusterError: uses_tiny_package: its environment")
     assert "failed to install" in findings["env_error"]
+    # pip's own words, naming the requirement, not Ray's long virtualenv command line
+    assert "No matching distribution found for nosuchpkg==9" in findings["env_error"]
+    assert "virtualenv/bin/python" not in findings["env_error"]
 
 
 def test_cluster_status_output(findings: dict) -> None:
@@ -121,6 +124,13 @@ def test_remote_node_errors_name_the_node_and_the_worker(findings: dict) -> None
     assert "tag:gpu" in findings["infeasible_error"] and findings["infeasible_s"] < 2.0
 
 
+def test_data_refs_travel_as_references_and_the_worker_reads_them(findings: dict) -> None:
+    assert findings["ref_ran_on"] == "plain"
+    assert findings["ref_first_values"] == [-49999.5, -49998.5]  # centred on the worker
+    assert findings["ref_driver_reads"] == 0  # the driver never read the store
+    assert findings["ref_driver_reads_local"] == 1  # while a local node's run does
+
+
 def test_a_remote_run_can_be_cancelled(findings: dict) -> None:
     assert findings["cancel_error"] == (
         "ExecutionError: node 'slow' failed during forward: ClusterError: node 'slow' was cancelled"
@@ -144,6 +154,7 @@ def test_worker_killed_mid_study_trials_rerun_elsewhere_nothing_twice_status_dea
     assert findings["killed_counts"].get("ok") == 10, findings["killed_errors"]
     assert {t["state"] for t in stored} == {"COMPLETE"}
     assert "plain" in {t["worker"] for t in stored}  # it had taken trials before the kill
+    assert findings["running_on_plain_at_kill"] >= 1  # killed with a trial in flight
     assert findings["health_after_kill"]["workers_dead"] == 1
     assert findings["health_after_kill"]["workers_alive"] == 1
     nodes = {n["name"]: n for n in findings["status_after_kill"]["nodes"]}
@@ -164,6 +175,18 @@ def test_project_cluster_address_sends_the_tools_experiments_to_the_cluster(
     assert tools["pipeline_worker"] in ("tagged", "plain")
     assert tools["kb_status"] == "ok" and 0.0 < tools["value"] <= 1.0
     assert tools["study_trials"] == 3 and tools["study_workers"]
+
+
+def test_project_cluster_address_sends_the_agents_experiments_to_the_cluster(
+    findings: dict,
+) -> None:
+    tools = findings["tools"]
+    assert isinstance(tools, dict), tools
+    assert tools["agent_experiments"] >= 1
+    # Every experiment of the agent's run was a job on a worker (a pipeline or a trial).
+    assert len(tools["agent_jobs"]) >= tools["agent_experiments"]
+    assert set(tools["agent_jobs"]) <= {"experiment", "trial"}
+    assert tools["agent_workers"] and set(tools["agent_workers"]) <= {"tagged", "plain"}
 
 
 def test_pbt_members_train_in_actors_on_both_workers(findings: dict) -> None:

@@ -97,3 +97,23 @@ def test_worker_cli_rejects_bad_memory_before_starting_anything(tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 1
     assert "--memory" in done.stderr and "binary units" in done.stderr
+
+
+def test_a_failed_environment_reports_pips_own_error_lines() -> None:
+    from soma.cluster._jobs import _install_error
+
+    ray_report = (
+        "ray._private.runtime_env.utils.SubprocessCalledProcessError: Run cmd[3] failed.\n"
+        "Command '['/tmp/ray/session/runtime_resources/pip/abc/virtualenv/bin/python', '-m', "
+        "'pip', 'install', ...]' returned non-zero exit status 1.\n"
+        "Last 50 lines of stdout:\n    Looking in links: /wheels\n"
+        "    ERROR: Could not find a version that satisfies the requirement nosuchpkg==9\n"
+        "    ERROR: No matching distribution found for nosuchpkg==9"
+    )
+    assert _install_error(ray_report) == (
+        "ERROR: Could not find a version that satisfies the requirement nosuchpkg==9; "
+        "ERROR: No matching distribution found for nosuchpkg==9"
+    )
+    assert _install_error("virtualenv could not be created\nno space left") == (
+        "virtualenv could not be created\nno space left"
+    )

@@ -137,3 +137,44 @@ def test_project_code_ships_by_value_installed_code_by_reference() -> None:
 
     assert _needs_value("_soma_filters_0123456789")  # a project's filters/ folder
     assert not any(_needs_value(t) for t in ("soma", "soma_tools", "json", "numpy", "pytest"))
+
+
+def test_data_refs_stay_refs_only_when_every_reader_is_a_remote_step() -> None:
+    from soma.cluster._node_step import inputs_stay_refs
+
+    placed = Graph()
+    placed.node(Center(), tags=["gpu"])
+    assert inputs_stay_refs(placed.compile(), fitting=True)
+    assert inputs_stay_refs(_graph().compile(), fitting=False)  # 'scale' reads center's output
+    local_reader = Graph()
+    a = local_reader.node(Scale())  # reads the graph input here: the driver needs the data
+    b = local_reader.node(Center(), tags=["gpu"])
+    local_reader.connect(a, b)
+    assert not inputs_stay_refs(local_reader.compile(), fitting=False)
+    fits_here = Graph()
+    a = fits_here.node(Scale(), tags=["gpu"])
+    b = fits_here.node(Center())  # stateful and local: its fit takes y, here
+    fits_here.connect(a, b)
+    assert inputs_stay_refs(fits_here.compile(), fitting=False)
+    assert not inputs_stay_refs(fits_here.compile(), fitting=True)
+
+
+def test_a_worker_reads_data_refs_from_their_store(tmp_path) -> None:
+    import numpy as np
+
+    from soma.cluster._remote import node_task
+    from soma.data import LocalStore
+    from soma.training import FitCall, Local
+
+    class Mean(Filter):
+        def fit(self, x, y=None):
+            return float(np.mean(x) + np.mean(y))
+
+        def forward(self, x, state):
+            return np.asarray(x) - state
+
+    store = LocalStore(tmp_path)
+    x, y = store.put(np.arange(6.0)), store.put(np.ones(6))
+    call = FitCall("mean", Mean(), (x,), y, True)
+    state, out = node_task(Local(), call, Mean(), (x,), None, False, True)
+    assert state == 3.5 and out.tolist() == [v - 3.5 for v in range(6)]
