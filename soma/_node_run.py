@@ -161,7 +161,9 @@ def _run_node(spec: NodeSpec, run: _Run, use_cache: bool) -> None:
             state_key = None
         elif run.fitting:
             state_key = (
-                cache_keys.state_key(fingerprint, input_keys, run.y_key, run.strategy.cache_token())
+                cache_keys.state_key(
+                    fingerprint, input_keys, run.y_key, run.strategy.node_cache_token(name)
+                )
                 if keyed
                 else None
             )  # the strategy is part of the key: DataParallel's state is not Local's

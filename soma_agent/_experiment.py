@@ -124,6 +124,7 @@ class ExperimentRunner:
                 seed=loop.settings.seed,
                 idempotency_key=key,
                 origin="agent",
+                strategy=hyp.strategy,
             ),
             on_evaluation=self._keep_losses,
         )

@@ -62,6 +62,12 @@ class ProposedHypothesis(BaseModel):
     line: str | None = Field(
         None, description="Research line to file it under; omit for the run's line."
     )
+    strategy: str | dict[str, Any] | None = Field(
+        None,
+        description="How the learning nodes are trained; omit to train locally. An object "
+        "such as {'kind': 'data_parallel', 'num_replicas': 2}; only filters with the "
+        "distributed-fitting protocol (init_state, partial_fit, merge) accept one.",
+    )
 
     @field_validator("statement")
     @classmethod
@@ -91,8 +97,9 @@ class Hypothesis(ProposedHypothesis):
 
     def journal_payload(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude_none=False)
-        if data.get("injected_control_id") is None:
-            data.pop("injected_control_id", None)
+        for key in ("injected_control_id", "strategy"):  # journals read as before when unset
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
 

@@ -257,12 +257,17 @@ class LLMPlanner:
 
 
 def check_pipeline(proposal: ProposedHypothesis, tools: Any) -> str:
-    """'' when the proposal's spec and params build a graph on this project, else why not."""
+    """'' when the proposal's spec, params and strategy build a graph here, else why not."""
     from soma.errors import ValidationError
     from soma.experiments import build_graph
 
     try:  # the same builder run_pipeline uses: refused here means refused there
-        build_graph(proposal.spec, project=tools.project, params=proposal.params or None)
+        build_graph(
+            proposal.spec,
+            project=tools.project,
+            params=proposal.params or None,
+            strategy=proposal.strategy,
+        )
     except ValidationError as exc:
         return f"{exc.field}: {exc.message}"
     except Exception as exc:  # a filter's constructor raising something else

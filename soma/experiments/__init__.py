@@ -4,7 +4,8 @@ Every face (the tool layer behind MCP and the agent, the CLI, ``Study``, PBT, an
 remote worker) runs an experiment through these pieces instead of writing its own:
 
 * :func:`build_graph` — a project's pipeline spec + ``params`` + ``seed`` -> ``Graph``;
-  a ValidationError names the failing field (``spec``, ``params``, ``seed``).
+  a ValidationError names the failing field (``spec``, ``params``, ``seed``,
+  ``strategy``); :func:`experiment_params` is what the experiment records as params.
 * :class:`Splits` — train / valid (/ test) data, with the one :func:`data_fingerprint`.
 * :class:`MetricSpec` — a metric, its direction, and a checked ``score``.
 * :func:`evaluate` — fit on train, forward and score on valid -> :class:`Evaluation`
@@ -18,7 +19,7 @@ A new face plugs in by calling these in that order; nothing here imports a face.
 
 from __future__ import annotations
 
-from soma.experiments._build import SEED_PARAMS, build_graph
+from soma.experiments._build import SEED_PARAMS, build_graph, experiment_params, jsonable_value
 from soma.experiments._evaluate import (
     STAGES,
     Evaluation,
@@ -47,6 +48,8 @@ __all__ = [
     "coerce_splits",
     "data_fingerprint",
     "evaluate",
+    "experiment_params",
+    "jsonable_value",
     "record_finished",
     "splits_from_data",
 ]

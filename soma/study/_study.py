@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import StudyError, ValidationError
-from soma.experiments import EvaluationError, evaluate
+from soma.experiments import EvaluationError, evaluate, experiment_params
 from soma.study._inputs import (
     MetricFailed,
     as_objective_value,
@@ -426,7 +426,7 @@ class Study:
             if self._recorder is not None:  # only the knowledge base needs these
                 outcome.summary = graph.summary()
                 outcome.fingerprint = graph.fingerprint()
-                outcome.graph_params = graph.params
+                outcome.graph_params = experiment_params(graph)  # + strategy.*
             if self.objective is not None:  # the objective runs the graph: listen in
                 graph.on_event(usage.on_event)
             values, attrs["metrics"] = self._evaluate(graph, usage)

@@ -75,6 +75,11 @@ class TrainingStrategy(abc.ABC):
         """
         return f"custom:{type(self).__module__}.{type(self).__qualname__}"
 
+    def node_cache_token(self, node: str) -> str | None:
+        """The token of ``node``'s fitted-state key: :meth:`cache_token`, unless this
+        strategy leaves the node to Local (then Local's key, so the state is shared)."""
+        return self.cache_token()
+
     def describe(self) -> str:
         """One line for plan views and reports."""
         return repr(self)
@@ -149,6 +154,10 @@ class NodeStrategy(StrategyModel):
 
     def trains(self, node: str) -> bool:
         return self.nodes is None or node in self.nodes
+
+    def node_cache_token(self, node: str) -> str | None:
+        # A node this strategy does not train is fitted by Local: the same state, Local's key.
+        return self.cache_token() if self.trains(node) else None
 
     def placement(self, nodes: Sequence[str]) -> dict[str, str]:
         where = self.where()

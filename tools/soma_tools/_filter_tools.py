@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from soma._pyast import parse
 from soma.errors import ProjectError
+from soma.experiments import jsonable_value
 from soma_tools._context import ToolContext
 from soma_tools._errors import ToolError
 from soma_tools._models_filters import (
@@ -66,17 +67,7 @@ def _param(name: str, value: Any) -> FilterParam:
     # Discovery gives a SearchSpace as its to_dict() (a dict with "type") or the plain default.
     if isinstance(value, dict) and value.get("type") in ("float", "int", "choice"):
         return FilterParam(name=name, default=value.get("default"), space=value)
-    return FilterParam(name=name, default=_jsonable(value))
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return repr(value)
+    return FilterParam(name=name, default=jsonable_value(value))
 
 
 def list_filters(ctx: ToolContext, inp: ListFiltersInput) -> ListFiltersOutput:

@@ -72,6 +72,13 @@ class RunPipelineInput(ToolInput):
         description="Re-sending the same key returns the first run's result instead of rerunning.",
     )
     origin: Origin = Field(Origin.MCP, description="Who ran it (recorded with the experiment).")
+    strategy: str | dict[str, Any] | None = Field(
+        None,
+        description="How the learning nodes are trained (default: 'local'): an object with a "
+        "kind (data_parallel, federated, model_parallel, population_based) and its settings, "
+        "e.g. {'kind': 'data_parallel', 'num_replicas': 2, 'nodes': ['linear']}. Needs "
+        "filters with the distributed-fitting protocol; recorded in params as strategy.*.",
+    )
 
 
 class NodeRun(Record):

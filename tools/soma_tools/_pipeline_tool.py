@@ -12,7 +12,13 @@ from typing import Any
 
 import soma.errors
 from soma.errors import ExecutionError, ProjectError, ValidationError
-from soma.experiments import EvaluationError, ExperimentRun, cache_keys, evaluate
+from soma.experiments import (
+    EvaluationError,
+    ExperimentRun,
+    cache_keys,
+    evaluate,
+    experiment_params,
+)
 from soma_tools._base import ProgressCallback
 from soma_tools._context import ToolContext
 from soma_tools._errors import PipelineFailedError, ToolError
@@ -39,16 +45,22 @@ _RAISE_FRAMES = 3
 
 
 def build_graph(
-    ctx: ToolContext, spec: str | dict[str, Any], params: dict[str, Any], seed: int | None
+    ctx: ToolContext,
+    spec: str | dict[str, Any],
+    params: dict[str, Any],
+    seed: int | None,
+    strategy: str | dict[str, Any] | None = None,
 ) -> Any:
     """Parse ``spec`` with the project's filters and build a graph on the shared cache.
 
-    Bad input becomes a ToolError naming ``spec``, ``params`` or ``seed``.
+    Bad input becomes a ToolError naming ``spec``, ``params``, ``seed`` or ``strategy``.
     """
     from soma.experiments import build_graph as build
 
     try:
-        return build(spec, project=ctx.project, params=params, seed=seed, cache=ctx.cache)
+        return build(
+            spec, project=ctx.project, params=params, seed=seed, cache=ctx.cache, strategy=strategy
+        )
     except ValidationError as exc:
         raise ToolError(exc.message, field=exc.field) from None
 
@@ -123,7 +135,7 @@ def run_pipeline(
     line = ctx.resolve_line(inp.research_line)
     metric = metric_for_line(ctx, line)
     kb = ctx.kb
-    graph = build_graph(ctx, inp.spec, inp.params, inp.seed)
+    graph = build_graph(ctx, inp.spec, inp.params, inp.seed, inp.strategy)
     summary = graph.summary()
     started = _now()
     my_id = new_experiment_id()
@@ -134,7 +146,7 @@ def run_pipeline(
         line=line.name,
         pipeline_spec=inp.spec,
         pipeline_summary=summary,
-        params=_jsonable_params(graph.params),
+        params=experiment_params(graph),  # with the strategy, unless Local
         primary_metric=metric.name,
         direction=metric.direction,
         status="running",
@@ -307,15 +319,3 @@ def _node_runs(reports: list[Any]) -> list[NodeRun]:
             else:
                 row.forward_cache_hit = node.cache_hit
     return list(rows.values())[:50]
-
-
-def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if value is None or isinstance(value, bool | int | float | str):
-            out[key] = value
-        elif isinstance(value, list | tuple):
-            out[key] = list(value)
-        else:
-            out[key] = repr(value)
-    return out
