@@ -50,11 +50,14 @@ class PipelineFile:
 
     def splits(self) -> Splits:
         """Call ``data()`` and check its shape: 4 values, or 2 (no validation split, then
-        ``has_validation`` is False and the training data is scored)."""
+        ``has_validation`` is False and the training data is scored), or a ``Splits`` (a
+        project's own, ``load_project(...).load_data()``: the same data fingerprint)."""
         try:
             result = self.data()
         except Exception as exc:
             raise ProjectError(f"{self.path}: data() raised {type(exc).__name__}: {exc}") from exc
+        if isinstance(result, Splits):
+            return result
         if not isinstance(result, tuple | list) or len(result) not in (2, 4):
             got = f"a {len(result)}-tuple" if isinstance(result, tuple | list) else repr(result)
             raise ProjectError(

@@ -107,6 +107,7 @@ def _summary(
         "score": score,
         "direction": pipeline.direction,
         "validation_split": splits.has_validation,
+        "data_fingerprint": splits.fingerprint,  # what an experiment on this data records
         "cache_dir": str(cache.path) if cache is not None and cache.path else None,
         "cache_hits": fit.cache_hits + forward.cache_hits,
         "cache_misses": fit.cache_misses + forward.cache_misses,
