@@ -28,6 +28,10 @@ Usage::
     .venv/bin/python tools/bench/bench_knowledge.py --quick  # 1k real, 10k synthetic
     .venv/bin/python tools/bench/bench_knowledge.py --full   # 10k real too; 600 queries a size
     .venv312/bin/python tools/bench/bench_knowledge.py --backends [--sizes 10000 100000]
+    # the same on MiniLM vectors: embed the sample on 3.11, compare on 3.12
+    .venv/bin/python tools/bench/bench_knowledge.py --save-sample /tmp/kb-sample.npz
+    .venv312/bin/python tools/bench/bench_knowledge.py --backends --sample-vectors \
+        /tmp/kb-sample.npz
 """
 
 from __future__ import annotations
@@ -371,7 +375,54 @@ def _backend_run(backend: str, n: int, emb: TableEmbedder, exps: list, queries: 
     }
 
 
-def bench_backends(sizes: Sequence[int], queries: int) -> None:
+def _backend_texts(n_max: int, queries: int) -> tuple[list[Experiment], list[str], list[str]]:
+    """The records (one a minute from 2025-01-01), their 1,000-text sample and the queries:
+    the same in every process, so a sample saved by one interpreter fits another."""
+    from soma.knowledge._embed import experiment_text
+
+    exps = make_experiments(n_max)
+    t_start = datetime(2025, 1, 1, tzinfo=UTC)
+    for j, e in enumerate(exps):  # one experiment a minute: windows select by start time
+        e.started = t_start + timedelta(minutes=j)
+    texts = [
+        experiment_text(
+            name=e.name,
+            hypothesis=e.hypothesis,
+            pipeline_summary=e.pipeline_summary,
+            notes=e.notes,
+            tags=e.tags,
+        )
+        for e in exps[:1000]
+    ]
+    rnd = random.Random(7)
+    query_texts = [
+        f"what happened when we {rnd.choice(CHANGES)} {rnd.choice(SUBJECTS)} #{i}"
+        for i in range(queries)
+    ]
+    return exps, texts, query_texts
+
+
+def save_sample(path: Path, queries: int) -> None:
+    """Embed the backends comparison's 1,000-text sample and queries with all-MiniLM-L6-v2
+    (on 3.11, where the model is installed) into ``path`` (.npz, with the texts), for
+    ``--backends --sample-vectors path`` on the 3.12 interpreter that has chronos-vector."""
+    _, texts, query_texts = _backend_texts(1000, queries)
+    all_texts = texts + query_texts
+    vectors = MiniLMEmbedder().embed(all_texts)
+    np.savez(path, vectors=np.asarray(vectors, dtype=np.float32), texts=np.array(all_texts))
+    print(f"{len(all_texts)} MiniLM vectors ({vectors.shape[1]}-d) saved to {path}")
+
+
+def _load_sample(path: Path, texts: Sequence[str]) -> np.ndarray:
+    data = np.load(path)
+    if [str(t) for t in data["texts"]] != list(texts):
+        raise SystemExit(
+            f"{path} holds vectors of other texts (another --queries?); run --save-sample again"
+        )
+    return data["vectors"]
+
+
+def bench_backends(sizes: Sequence[int], queries: int, sample_path: Path | None = None) -> None:
     """FAISS vs ChronosVector behind the same KnowledgeBase, alternating per size.
 
     Records are inserted in batches of 5,000 (``record_many``: SQLite rows and vectors), and
@@ -390,30 +441,13 @@ def bench_backends(sizes: Sequence[int], queries: int) -> None:
     import_chronos()  # say at once if this interpreter cannot run the comparison
     console = Console(width=max(160, Console().width))  # twelve columns
     console.print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
-    n_max = max(sizes)
-    exps = make_experiments(n_max)
-    t_start = datetime(2025, 1, 1, tzinfo=UTC)
-    for j, e in enumerate(exps):  # one experiment a minute: windows select by start time
-        e.started = t_start + timedelta(minutes=j)
-    from soma.knowledge._embed import experiment_text
-
-    texts = [
-        experiment_text(
-            name=e.name,
-            hypothesis=e.hypothesis,
-            pipeline_summary=e.pipeline_summary,
-            notes=e.notes,
-            tags=e.tags,
-        )
-        for e in exps[:1000]
-    ]
-    rnd = random.Random(7)
-    query_texts = [
-        f"what happened when we {rnd.choice(CHANGES)} {rnd.choice(SUBJECTS)} #{i}"
-        for i in range(queries)
-    ]
-    sample, source = _sample_vectors(texts + query_texts)
-    table = synthetic_table(sample[:1000], n_max)
+    exps, texts, query_texts = _backend_texts(max(sizes), queries)
+    if sample_path is not None:  # MiniLM vectors embedded by the 3.11 process
+        sample = _load_sample(sample_path, texts + query_texts)
+        source = "all-MiniLM-L6-v2 sample (saved on 3.11) + noise"
+    else:
+        sample, source = _sample_vectors(texts + query_texts)
+    table = synthetic_table(sample[:1000], max(sizes))
     emb = TableEmbedder(table, dict(zip(query_texts, sample[1000:], strict=True)))
     results = []
     for n in sizes:
@@ -476,9 +510,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     mode.add_argument("--backends", action="store_true", help="FAISS vs ChronosVector")
     parser.add_argument("--queries", type=int, default=None, help="queries per size")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    mode.add_argument(
+        "--save-sample", type=Path, metavar="NPZ", help="embed --backends' sample with MiniLM"
+    )
+    parser.add_argument(
+        "--sample-vectors", type=Path, metavar="NPZ", help="--backends on a saved MiniLM sample"
+    )
     args = parser.parse_args(argv)
+    if args.save_sample:
+        save_sample(args.save_sample, args.queries or 200)
+        return
     if args.backends:
-        bench_backends(args.sizes, args.queries or 200)
+        bench_backends(args.sizes, args.queries or 200, args.sample_vectors)
         return
 
     from rich.console import Console
