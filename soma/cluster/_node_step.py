@@ -139,18 +139,20 @@ def _dispatch(
     forward: bool,
 ) -> tuple[Any, Any, str]:
     """One job on the cluster; -> (fitted state or None, output, worker name)."""
-    import ray
 
     lab = run.remote
     _ship_by_value(type(spec.filter))
     task_args = (run.strategy, call, spec.filter, args, state, spec.mode == VARIADIC, forward)
     job = lab.submit_placed(node_task, task_args, {}, step.placement, f"node {spec.name!r}")
     try:
-        while not ray.wait([job.ref], timeout=_POLL_S)[0]:
-            if run.stopped:  # another branch failed: do not leave this one running
-                job.cancel()
-                raise _Stopped
-        ok, value, worker = job._get(None)
+        while True:  # one ray.get per poll: a quick job costs one call, not a wait and a get
+            try:
+                ok, value, worker = job._get(_POLL_S)
+                break
+            except TimeoutError:
+                if run.stopped:  # another branch failed: do not leave this one running
+                    job.cancel()
+                    raise _Stopped from None
         job.worker = worker
     except BaseException:
         job.cancel()  # Ctrl-C or a lost driver thread: free the worker too

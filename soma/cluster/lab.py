@@ -82,7 +82,7 @@ class Lab:
         self.address = address
         self.is_local = local
         self.token_check_s: float | None = None
-        self._envs: dict[str, dict[str, Any]] = {}
+        self._runners: dict[tuple[str, int, str | None], Any] = {}  # Ray task wrappers
         self._closed = False
         self._running: set[Job] = set()  # submitted and not yet collected: what cancel() stops
         self._running_lock = threading.Lock()
@@ -282,14 +282,18 @@ class Lab:
     ) -> Job:
         if self._closed:
             raise ClusterError("this Lab is closed")
-        options = task_options(placement, retries)
-        self._check_feasible(options, placement, what)
-        env_key = None
         env = environment_for(requirements, wheelhouse)
-        if env is not None:
-            env_key, runtime_env = env
-            options["runtime_env"] = self._envs.setdefault(env_key, runtime_env)
-        ref = remote_runner().options(**options).remote(what, fn, args, kwargs)
+        env_key = env[0] if env is not None else None
+        # Ray's .options() builds a new wrapper class per call: keep one per placement.
+        runner_key = (placement.describe(), retries, env_key)
+        runner = self._runners.get(runner_key)
+        if runner is None:
+            options = task_options(placement, retries)
+            self._check_feasible(options, placement, what)
+            if env is not None:
+                options["runtime_env"] = env[1]
+            runner = self._runners.setdefault(runner_key, remote_runner().options(**options))
+        ref = runner.remote(what, fn, args, kwargs)
         job = Job(ref, what, env_key)
         with self._running_lock:
             self._running.add(job)

@@ -427,7 +427,9 @@ def main() -> None:
         dead = subprocess.run([sys.executable, "-m", "soma.cli", "cluster", "status", "--json"],
                               capture_output=True, text=True, timeout=60)  # fmt: skip
         out["status_after_kill"] = json.loads(dead.stdout) if dead.returncode == 0 else dead.stderr
+        mark("status")
         lab.close()
+        mark("close")
     except BaseException:
         out["crash"] = traceback.format_exc()[-4000:]
         raise
@@ -438,6 +440,7 @@ def main() -> None:
         out["stopped_workers"] = {k: len(v) for k, v in daemon.stop_worker().items()}
         out["stopped_coordinator"] = len(daemon.stop_coordinator())
         out["leftover"] = sum(len(node_processes(d)) for d in ours)
+        mark("stop")
         Path(sys.argv[1]).write_text(json.dumps(out, default=str))
 
 

@@ -144,6 +144,7 @@ def main() -> dict:
             "raw_ask_tell_speedup": raw_two / raw_one,
             "token_check_ms_median": statistics.median(checks) * 1e3,
             "token_check_ms_max": max(checks) * 1e3,
+            "load_average_1m": os.getloadavg()[0],  # a shared 2-core host: say how loaded
         }
     finally:
         daemon.stop_worker()
@@ -177,3 +178,4 @@ if __name__ == "__main__":
     print(f"{'what':<{width}}  {'time / rate':>22}  vs peer")
     for what, value, ratio in rows:
         print(f"{what:<{width}}  {value:>22}  {ratio}")
+    print(f"load average (1 min) at the end: {f['load_average_1m']:.2f}")
