@@ -26,6 +26,16 @@
     │                           incrementally, a bad mode) [soma.data]
     ├── MissingExtraError       an optional extra is not installed (also an ImportError)
     │                           [soma.data]
+    ├── WorkerError             user code's worker process failed or was stopped
+    │   │                       [soma.execution]
+    │   ├── WorkerCrashed       the worker ended mid-call (os._exit, a signal, OOM)
+    │   ├── LimitExceeded       a call passed its timeout_s or memory_mb; the worker was killed
+    │   ├── WorkerCancelled     the call was cancelled; the worker was killed
+    │   ├── UserExit            user code raised sys.exit(), KeyboardInterrupt or another
+    │   │                       BaseException
+    │   ├── RemoteError         an error from the worker that does not pickle, as text
+    │   └── DataLoadFailed      the project's data loader failed in its worker
+    │                           [soma.project._isolated]
     ├── ClusterError            the Ray cluster part [soma.cluster]
     │   ├── TokenRejected       the coordinator refused the token
     │   ├── CoordinatorUnreachable  no coordinator answers at that address

@@ -21,6 +21,8 @@ import functools
 import logging
 import socket
 import sys
+import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +90,17 @@ class SomaServer(MCPServer):
         if spec is None:
             raise MCPToolError(f"unknown tool {name!r}; tools: {', '.join(self.tool_specs)}")
         progress = _progress_sender(context) if spec.progress else None
-        call = functools.partial(spec.invoke, self.tool_context, arguments, progress=progress)
+        cancel = threading.Event()
+        call = functools.partial(
+            _cancellable, cancel, spec.invoke, self.tool_context, arguments, progress=progress
+        )
         try:
-            output = await anyio.to_thread.run_sync(call)
+            # A cancelled call is left to its thread, which the event stops: the worker
+            # process running the user's code is killed and the experiment closed as failed.
+            output = await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            cancel.set()
+            raise
         except ToolError as exc:
             raise MCPToolError(str(exc)) from exc
         except SomaError as exc:
@@ -98,10 +108,30 @@ class SomaServer(MCPServer):
         except Exception as exc:
             _log.exception("tool %s failed unexpectedly", name)
             raise MCPToolError(f"{name} failed unexpectedly: {type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:
+            if not isinstance(exc, SystemExit | KeyboardInterrupt) or not _from_tool(exc):
+                raise
+            # sys.exit() in user code run in this process ([limits] workers = 0): the
+            # server goes on, the caller is told.
+            raise MCPToolError(f"{name}: user code raised {type(exc).__name__}{exc.args}") from None
         return CallToolResult(
             content=[TextContent(type="text", text=output.render())],
             structured_content=output.model_dump(mode="json"),
         )
+
+
+def _cancellable(cancel: threading.Event, invoke: Any, *args: Any, **kwargs: Any) -> Any:
+    from soma.execution import cancel_scope
+
+    with cancel_scope(cancel):
+        return invoke(*args, **kwargs)
+
+
+def _from_tool(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised in a tool's thread (not a signal to this server)."""
+    return exc.__traceback__ is not None and any(
+        "soma_tools" in frame.filename for frame in traceback.extract_tb(exc.__traceback__)
+    )
 
 
 def _mcp_tool(spec: ToolSpec) -> MCPTool:
@@ -138,6 +168,8 @@ def create_server(project: str | Path | ToolContext = ".") -> SomaServer:
     """A server for the project in ``project`` (a folder, or an existing ToolContext)."""
     ctx = project if isinstance(project, ToolContext) else ToolContext(project)
     ctx.project  # noqa: B018 - a bad soma.toml fails here, before a client connects
+    if ctx.workers is not None:
+        ctx.workers.warm()  # the first call finds its worker process started
     return SomaServer(ctx)
 
 

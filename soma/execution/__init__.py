@@ -19,14 +19,43 @@ self-contained node calls (filter, inputs and state travel with the call, cloudp
 never a branch of a running plan: implement ``submit`` and ``max_workers``, and say
 ``in_process = False``. :class:`RayBackend` is that backend: with it, the plan's Remote
 steps (nodes placed with ``resources=`` / ``tags=``) run on its Lab's workers.
+
+:class:`ProcessBackend` runs calls in reused worker processes of this machine, under
+:class:`Limits` (wall time, memory) and a cancel event: whatever user code does there
+(``sys.exit``, ``os._exit``, a segfault, an endless loop) comes back as a
+:class:`WorkerError` and the calling process goes on. The tool layer runs a project's data
+loader, filter imports and evaluations there (``soma.project._isolated``).
 """
 
 from __future__ import annotations
 
 from soma.execution._base import ExecutionBackend, default_workers
+from soma.execution._process import (
+    LimitExceeded,
+    Limits,
+    ProcessBackend,
+    UserExit,
+    WorkerCancelled,
+    WorkerCrashed,
+    WorkerError,
+    cancel_scope,
+)
 from soma.execution._threads import ThreadBackend
 
-__all__ = ["ExecutionBackend", "RayBackend", "ThreadBackend", "default_workers"]
+__all__ = [
+    "ExecutionBackend",
+    "LimitExceeded",
+    "Limits",
+    "ProcessBackend",
+    "RayBackend",
+    "ThreadBackend",
+    "UserExit",
+    "WorkerCancelled",
+    "WorkerCrashed",
+    "WorkerError",
+    "cancel_scope",
+    "default_workers",
+]
 
 
 def __getattr__(name: str) -> object:

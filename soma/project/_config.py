@@ -127,6 +127,22 @@ class ClusterConfig(BaseModel):
         return value
 
 
+class LimitsConfig(BaseModel):
+    """``[limits]``: how far user code may go in one experiment (the tools enforce them by
+    stopping the worker process it runs in; a call may override them)."""
+
+    model_config = _STRICT
+
+    timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    memory_mb: int | None = Field(default=None, ge=64, le=2**24)
+    #: How long importing the filters folder may take before the file being imported is
+    #: reported as hanging (and never imported in the server).
+    import_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    #: Worker processes user code runs in (calls beyond wait); 0 runs it in the calling
+    #: process, without isolation or limits.
+    workers: int = Field(default=2, ge=0, le=64)
+
+
 class ProjectConfig(BaseModel):
     """The whole of ``soma.toml``, validated."""
 
@@ -142,6 +158,7 @@ class ProjectConfig(BaseModel):
     kb: KbConfig = KbConfig()
     agent: AgentConfig = AgentConfig()
     cluster: ClusterConfig = ClusterConfig()
+    limits: LimitsConfig = LimitsConfig()
 
 
 _SECTIONS = {
@@ -150,6 +167,7 @@ _SECTIONS = {
     "kb": KbConfig,
     "agent": AgentConfig,
     "cluster": ClusterConfig,
+    "limits": LimitsConfig,
 }
 _REF = re.compile(r"^(?P<file>[^:]+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$")
 

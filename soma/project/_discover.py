@@ -24,6 +24,7 @@ import hashlib
 import importlib
 import inspect
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,12 +113,29 @@ def unknown_filter_message(name: str, known: Any) -> str:
     return f"unknown filter {name!r}{hint}; known filters: {shown or 'none'}"
 
 
-_CACHE: dict[Path, FilterCatalog] = {}
+_CACHE: dict[Path, tuple[FilterCatalog, frozenset[str]]] = {}
 _CACHE_LOCK = threading.Lock()
+#: ``guard(fingerprint) -> {file: reason}``: the files that must not be imported here.
+ImportGuard = Callable[[str], Mapping[str, str]]
 
 
-def discover_filters(filters_dir: Path, root: Path, *, refresh: bool = False) -> FilterCatalog:
-    """Discover the filters in ``filters_dir`` (reported paths relative to ``root``)."""
+def discover_filters(
+    filters_dir: Path,
+    root: Path,
+    *,
+    refresh: bool = False,
+    skip: Mapping[str, str] | None = None,
+    guard: ImportGuard | None = None,
+    on_file: Callable[[str], Any] | None = None,
+) -> FilterCatalog:
+    """Discover the filters in ``filters_dir`` (reported paths relative to ``root``).
+
+    ``skip`` maps files (as reported: ``filters/x.py``) that must not be imported to the
+    reason reported for them; ``guard(fingerprint)`` gives more such files once the folder
+    changed (the tool layer imports the folder in a worker process first, so a file whose
+    import hangs or ends the process is never imported here). ``on_file(rel)`` is called
+    before each file is imported.
+    """
     if not filters_dir.is_dir():
         raise ProjectError(f"filters folder {relative_path(filters_dir, root)!r} does not exist")
     files = sorted(p for p in filters_dir.glob("*.py") if p.name != "__init__.py")
@@ -132,18 +150,30 @@ def discover_filters(filters_dir: Path, root: Path, *, refresh: bool = False) ->
         digest.update(f"{path.name}\0{len(text)}\0".encode() + text.encode("utf-8", "replace"))
     fingerprint = digest.hexdigest()
     key = filters_dir.resolve()
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-        if cached is not None and cached.fingerprint == fingerprint and not refresh:
-            return cached
-    with IMPORT_LOCK:
-        with _CACHE_LOCK:  # another thread may have imported this very state meanwhile
-            cached = _CACHE.get(key)
-        if cached is not None and cached.fingerprint == fingerprint and not refresh:
-            return cached
-        catalog = _import_all(filters_dir, root, sources, fingerprint)
+    skipped = dict(skip or {})
+
+    def cached() -> FilterCatalog | None:
         with _CACHE_LOCK:
-            _CACHE[key] = catalog
+            entry = _CACHE.get(key)
+        if entry is None or refresh or entry[0].fingerprint != fingerprint:
+            return None
+        # A guarded folder is as good as the guard's last answer; explicit skips must match.
+        if guard is None and entry[1] != frozenset(skipped):
+            return None
+        return entry[0]
+
+    catalog = cached()
+    if catalog is not None:
+        return catalog
+    if guard is not None:
+        skipped.update(guard(fingerprint))
+    with IMPORT_LOCK:
+        catalog = cached()  # another thread may have imported this very state meanwhile
+        if catalog is not None:
+            return catalog
+        catalog = _import_all(filters_dir, root, sources, fingerprint, skipped, on_file)
+        with _CACHE_LOCK:
+            _CACHE[key] = (catalog, frozenset(skipped))
     return catalog
 
 
@@ -165,7 +195,12 @@ def _read(path: Path) -> str:
 
 
 def _import_all(
-    filters_dir: Path, root: Path, sources: dict[Path, str], fingerprint: str
+    filters_dir: Path,
+    root: Path,
+    sources: dict[Path, str],
+    fingerprint: str,
+    skip: Mapping[str, str],
+    on_file: Callable[[str], Any] | None,
 ) -> FilterCatalog:
     package = package_name("filters", filters_dir)
     fresh_package(package, filters_dir)
@@ -186,10 +221,15 @@ def _import_all(
                 "Python identifier (letters, digits, underscores)"
             )
             continue
+        if rel in skip:
+            errors.setdefault(rel, []).append(skip[rel])
+            continue
         module_name = f"{package}.{path.stem}"
+        if on_file is not None:
+            on_file(rel)
         try:
             module = importlib.import_module(module_name)
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:
             errors.setdefault(rel, []).append(describe_import_error(exc, path, root))
             continue
         lines = _class_lines(text)

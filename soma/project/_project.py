@@ -39,6 +39,8 @@ class Project:
         self.cache_dir = _inside(root, paths.cache, "[paths] cache", allow_root=False)
         self.optuna_path = _inside(root, paths.optuna, "[paths] optuna", allow_root=False)
         self.kb_backend = config.kb.backend  # [kb] backend: the vector index beside kb_path
+        #: Files of the filters folder not to import here (see discover_filters' guard).
+        self.import_guard: Any = None
 
     @property
     def name(self) -> str:
@@ -74,7 +76,9 @@ class Project:
 
     def discover_filters(self, *, refresh: bool = False) -> FilterCatalog:
         """The filters folder's catalog; re-imported only when a file changed (or refresh)."""
-        return discover_filters(self.filters_dir, self.root, refresh=refresh)
+        return discover_filters(
+            self.filters_dir, self.root, refresh=refresh, guard=self.import_guard
+        )
 
     def parse_spec(self, spec: str | Mapping[str, Any] | list[Any]) -> Expr:
         """:func:`parse_spec` against this project's filters."""

@@ -10,9 +10,12 @@ Outside a study ``report`` does nothing, which lets the same filter run in a pla
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import functools
 import math
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +39,10 @@ class Pruned(SomaError):
         self.step = step
         self.value = value
         super().__init__(f"trial pruned at step {step} (intermediate value {value:g})")
+
+    def __reduce__(self) -> tuple[type[Pruned], tuple[int, float]]:
+        # A trial evaluated in a worker process is pruned there: the signal travels back.
+        return (type(self), (self.step, self.value))
 
 
 @dataclass
@@ -96,6 +103,53 @@ def report(value: float, step: int) -> None:
         prune = ctx.trial.should_prune()
     if prune:
         raise Pruned(step, number)
+
+
+class _RelayTrial:
+    """The study's trial as seen from a worker process: reports go to the parent's pruner."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self._prune = False
+
+    def report(self, value: float, step: int) -> None:
+        from soma.execution._worker import ask
+
+        self._prune = bool(ask(("report", value, step)))
+
+    def should_prune(self) -> bool:
+        return self._prune
+
+
+def relay() -> tuple[Any, Any] | None:
+    """For an evaluation sent to a worker process from the running trial (None outside a
+    trial): ``(around, on_ask)`` for ``evaluate_isolated``, so that ``report`` in a filter
+    there reaches this trial's pruner."""
+    ctx = _CURRENT.get()
+    if ctx is None:
+        return None
+    info = (ctx.study_name, ctx.trial.number, dict(ctx.params), ctx.single_objective)
+    return functools.partial(_relayed, info), _answer_report
+
+
+@contextlib.contextmanager
+def _relayed(info: tuple[str, int, dict[str, Any], bool]) -> Iterator[None]:
+    name, number, params, single = info
+    token = enter_trial(_TrialContext(_RelayTrial(number), name, params, single))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        leave_trial(token)
+
+
+def _answer_report(question: Any) -> bool:
+    """In the parent: a worker's ``report``, made here; True when the trial is pruned."""
+    _, value, step = question
+    try:
+        report(value, step)
+    except Pruned:
+        return True
+    return False
 
 
 def enter_trial(ctx: _TrialContext) -> contextvars.Token[_TrialContext | None]:

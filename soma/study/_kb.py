@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import KnowledgeBaseError, ValidationError
+from soma.execution._faults import crash_point
 
 if TYPE_CHECKING:
     from soma.knowledge import KnowledgeBase
@@ -138,6 +139,7 @@ class StudyRecorder:
         """Record one trial now; its experiment id."""
         experiment = self.experiment(record, **fields)
         experiment_id = self.kb.record(experiment)
+        crash_point("trial.recorded")
         self.ids[record.number] = experiment_id
         return experiment_id
 
@@ -240,6 +242,8 @@ class _BackgroundWriter:
                     self.kb.record_many(experiments, embed=embedder_ready(self.kb.embedder))
                 except BaseException as exc:
                     self._error = exc
+                else:
+                    crash_point("trial.recorded")
 
     def close(self) -> None:
         self._queue.put(None)
@@ -253,3 +257,65 @@ class _BackgroundWriter:
             raise KnowledgeBaseError(
                 f"recording trials failed: {type(error).__name__}: {error}"
             ) from error
+
+
+# -- resuming after a kill: the knowledge base and Optuna made to agree ---------------------
+
+
+def _trial_key(study: Any, number: int) -> str:
+    return f"study:{study.user_attrs.get('soma_uid', study.study_name)}:{number}"
+
+
+def reconcile_trial(
+    recorder: StudyRecorder, study: Any, metrics: list[MetricDef], frozen: Any
+) -> tuple[str, list[float] | None, dict[str, Any]] | None:
+    """The outcome the knowledge base holds for an orphaned trial (recorded, then killed
+    before Optuna was told), as ``(state, values, attrs)``; None when it holds none."""
+    from soma.study._tracking import read_trial_attrs
+
+    ids = recorder.kb._ids_for_keys([_trial_key(study, frozen.number)])
+    if not ids:
+        return None
+    experiment = recorder.kb.get(next(iter(ids.values())))
+    attrs = read_trial_attrs(frozen)
+    attrs.update(experiment_id=experiment.id, metrics=dict(experiment.metrics or {}))
+    if experiment.status == "ok":
+        values = [float(experiment.metrics[m.name]) for m in metrics]
+        return "COMPLETE", values, attrs
+    if experiment.error:
+        attrs["error"] = experiment.error
+    return ("PRUNED" if experiment.status == "pruned" else "FAIL"), None, attrs
+
+
+def record_missing(recorder: StudyRecorder, study: Any, seed: int | None) -> list[int]:
+    """Record the finished trials Optuna was told of but the knowledge base never received
+    (the process died with them queued for the writer thread); their numbers."""
+    from soma.study._result import record_from_frozen
+    from soma.study._tracking import read_trial_attrs
+
+    wanted = {}
+    for frozen in study.get_trials(deepcopy=False):
+        if frozen.state.is_finished() and read_trial_attrs(frozen).get("experiment_id"):
+            wanted[_trial_key(study, frozen.number)] = frozen
+    if not wanted:
+        return []
+    missing = [k for k in wanted if k not in recorder.kb._ids_for_keys(list(wanted))]
+    done = []
+    for key in missing:
+        frozen = wanted[key]
+        record = record_from_frozen(frozen)
+        experiment = recorder.experiment(
+            record,
+            study_name=study.study_name,
+            study_uid=str(study.user_attrs.get("soma_uid", study.study_name)),
+            summary=str(study.user_attrs.get("soma_graph", "")),
+            fingerprint="",
+            graph_params={},
+            seed=seed,
+            tags=["study", f"study:{study.study_name}"],
+        )
+        # The id Optuna's trial already names.
+        experiment = experiment.model_copy(update={"id": record.experiment_id})
+        recorder.kb.record(experiment)
+        done.append(frozen.number)
+    return done

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import os
 import socket
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -187,31 +188,86 @@ def _owner_is_gone(owner: Any, here: dict[str, Any]) -> bool:
         return False
 
 
-def close_orphans(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials whose owning process on this host has ended; their numbers.
+ASKER_PREFIX = "soma_asker:"
 
-    Trials from other hosts, or without an owner, are left alone: nothing here can tell
-    whether they still run.
+
+def mark_asker(study: optuna.Study) -> None:
+    """Say, before this process asks for its first trial, that it asks for trials of the
+    study: a trial it created but was killed before tagging (``claim_trial``) is then known
+    to be its own, and closed by a later run (``close_orphans``)."""
+    here = _this_process()
+    key = f"{ASKER_PREFIX}{here['host']}:{here['pid']}"
+    study._storage.set_study_system_attr(study._study_id, key, {**here, "since": time.time()})
+
+
+def _untagged_owner(
+    frozen: optuna.trial.FrozenTrial, askers: list[dict[str, Any]], here: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The gone process that created an untagged RUNNING trial, if one surely did: a process
+    of this host that asked for trials before the trial started has ended, and no process
+    still alive asked before it (or the trial is older than any tagging takes)."""
+    start = frozen.datetime_start.timestamp() if frozen.datetime_start else None
+    if start is None:
+        return None
+    before = [a for a in askers if a.get("host") == here["host"] and a["since"] <= start + 1]
+    gone = [a for a in before if _owner_is_gone(a, here)]
+    alive = [a for a in before if not _owner_is_gone(a, here)]
+    if not gone or (alive and time.time() - start < UNTAGGED_GRACE_S):
+        return None
+    return max(gone, key=lambda a: a["since"])
+
+
+#: Tagging follows asking within milliseconds; an untagged trial older than this is orphaned.
+UNTAGGED_GRACE_S = 60.0
+#: ``reconcile(frozen) -> (state, values, attrs) | None``: the outcome the knowledge base
+#: already holds for an orphaned trial (then Optuna is told that outcome, not a failure).
+Reconcile = Callable[[Any], tuple[str, list[float] | None, dict[str, Any]] | None]
+
+
+def close_orphans(study: optuna.Study, reconcile: Reconcile | None = None) -> list[int]:
+    """Close the RUNNING trials whose owning process on this host has ended; their numbers.
+
+    An orphan whose outcome the knowledge base recorded before the kill (``reconcile``) is
+    told that outcome, so Optuna and the knowledge base agree; the others fail as
+    interrupted. Trials from other hosts, or with no owner to be found, are left alone:
+    nothing here can tell whether they still run.
     """
     from optuna.trial import TrialState
 
     here = _this_process()
+    askers = [
+        v
+        for k, v in study._storage.get_study_system_attrs(study._study_id).items()
+        if k.startswith(ASKER_PREFIX) and isinstance(v, dict) and "since" in v
+    ]
     closed = []
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = frozen.system_attrs.get(OWNER_ATTR, frozen.user_attrs.get(OWNER_ATTR))
-        if not _owner_is_gone(owner, here):
+        if owner is None:
+            owner = _untagged_owner(frozen, askers, here)
+        if owner is None or not _owner_is_gone(owner, here):
             continue
-        attrs = read_trial_attrs(frozen)
-        attrs.update(
-            error=f"interrupted: the process running it (pid {owner['pid']}) ended "
-            "before the trial finished",
-            interrupted=True,
-        )
+        known = reconcile(frozen) if reconcile is not None else None
+        if known is not None:
+            state, values, attrs = known
+        else:
+            state, values = "FAIL", None
+            attrs = read_trial_attrs(frozen)
+            attrs.update(
+                error=f"interrupted: the process running it (pid {owner['pid']}) ended "
+                "before the trial finished",
+                interrupted=True,
+            )
         # Optuna has no public way to set an attribute on a trial by number; a
         # constructed Trial would run the sampler's before_trial hook on it.
         with contextlib.suppress(Exception):
             write_trial_attrs(study, frozen._trial_id, attrs)
         with contextlib.suppress(Exception):  # another run may close it at the same time
-            study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+            study.tell(
+                frozen.number,
+                values if state == "COMPLETE" else None,
+                state=None if state == "COMPLETE" else TrialState[state],
+                skip_if_finished=True,
+            )
             closed.append(frozen.number)
     return closed

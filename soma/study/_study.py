@@ -11,6 +11,7 @@ as failed with its error and node, and the study goes on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import time
 import warnings
@@ -21,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from soma.errors import StudyError, ValidationError
+from soma.execution._faults import crash_point
 from soma.experiments import EvaluationError, evaluate, experiment_params
 from soma.study._inputs import (
     MetricFailed,
@@ -37,7 +39,7 @@ from soma.study._inputs import (
     storage_label,
 )
 from soma.study._intermediate import Pruned, _TrialContext, enter_trial, find_cause, leave_trial
-from soma.study._kb import StudyRecorder
+from soma.study._kb import StudyRecorder, reconcile_trial, record_missing
 from soma.study._optuna import (
     check_pruner,
     check_sampler,
@@ -47,6 +49,7 @@ from soma.study._optuna import (
     is_interrupted,
     make_pruner,
     make_sampler,
+    mark_asker,
     private_tell,
     quiet_optuna,
 )
@@ -124,6 +127,8 @@ class Study:
     ``metrics``) computed and recorded for every trial beside the objective(s).
     ``lab``: a ``soma.cluster.Lab``: each trial is evaluated on one of its workers
     (``n_jobs`` in flight; ask/tell and storage stay here; see ``soma.cluster._study``).
+    ``evaluator``: ``evaluator(graph, metrics) -> Evaluation`` instead of
+    ``evaluate(graph, data, metrics)`` (the tool layer evaluates in a worker process).
     """
 
     def __init__(
@@ -149,6 +154,7 @@ class Study:
         project: Any = None,
         record_metrics: Sequence[Any] = (),
         lab: Any = None,
+        evaluator: Callable[[Graph, list[Any]], Any] | None = None,
     ) -> None:
         self.n_trials = check_count(n_trials, "n_trials", optional=True)
         self.n_jobs = check_count(n_jobs, "n_jobs")
@@ -187,6 +193,9 @@ class Study:
             raise ValidationError("data", "expected (x_train, y_train, x_valid, y_valid) or (x, y)")
         self._paths = resolve_project(project)
         self.lab = _check_lab(lab, self._pruner_spec)
+        if evaluator is not None and not callable(evaluator):
+            raise ValidationError("evaluator", f"expected a callable, got {evaluator!r}")
+        self.evaluator = evaluator
         if cache is not None:
             resolve_cache(cache, None)  # type check only; folders are made last
         self.graph = resolve_graph(graph, None)
@@ -243,6 +252,7 @@ class Study:
             tracker = BestTracker(study, self.directions)
             uid = str(study.user_attrs.get("soma_uid", self.name))
             for trial, outcome in self._trials(study, planned, started):
+                crash_point("trial.ran")
                 record = make_record(
                     trial.number,
                     outcome.state,
@@ -268,6 +278,7 @@ class Study:
                         record = replace(record, experiment_id=experiment_id)
                 finally:
                     self._finish(study, trial, outcome)
+                crash_point("trial.told")
                 new.append(trial.number)
                 tracker.update(record)
                 if progress is not None:
@@ -333,9 +344,16 @@ class Study:
                 f"this run asks for {names} (use another name)"
             )
         if self._persistent:
-            # Trials a killed run left RUNNING: closed as interrupted, so the result does not
-            # show them running forever and a resumed grid runs their points again.
-            close_orphans(study)
+            # Trials a killed run left RUNNING: closed as interrupted (or with the outcome the
+            # knowledge base recorded before the kill), so the result does not show them
+            # running forever, a resumed grid runs their points again, and Optuna and the
+            # knowledge base agree; then trials told but not yet recorded are recorded.
+            recorder = self._recorder
+            close_orphans(study, None if recorder is None else functools.partial(
+                reconcile_trial, recorder, study, self.metrics))  # fmt: skip
+            if recorder is not None:
+                record_missing(recorder, study, self.seed)
+            mark_asker(study)
         return study
 
     def _plan_trials(self, study: optuna.Study) -> int | None:
@@ -394,9 +412,11 @@ class Study:
 
     def _ask(self, study: optuna.Study) -> optuna.Trial:
         trial = study.ask()
+        crash_point("trial.asked")
         if self._persistent:
             with fail_on_interrupt(study, [trial]):
                 claim_trial(trial)
+        crash_point("trial.tagged")
         return trial
 
     @property
@@ -469,6 +489,8 @@ class Study:
             metrics = [*self.metrics, *self.extra_metrics]
             if self.lab is not None:
                 evaluation = self._remote("evaluate", graph, metrics)
+            elif self.evaluator is not None:
+                evaluation = self.evaluator(graph, metrics)
             else:
                 evaluation = evaluate(graph, self.data, metrics)
         except EvaluationError as exc:

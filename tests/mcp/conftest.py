@@ -211,5 +211,6 @@ def kit() -> SimpleNamespace:
         http_session=http_session,
         make_project=make_project,
         start_http_server=start_http_server,
+        stdio_session=stdio_session,
         stop_process=stop_process,
     )

@@ -17,16 +17,28 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from soma.errors import SomaError
+from soma.errors import ProjectError, SomaError
 from soma_tools._errors import ToolError
 from soma_tools._line_stats import LineStats, LineStatsCache
 
 if TYPE_CHECKING:
     from soma.cache import Cache
+    from soma.execution import Limits, ProcessBackend
+    from soma.experiments import Evaluation
     from soma.knowledge import KnowledgeBase, ResearchLine
     from soma.project import FilterCatalog, Project, Splits
 
-__all__ = ["ToolContext"]
+__all__ = ["ToolContext", "seed_globals"]
+
+
+def seed_globals(seed: int) -> None:
+    """Seed ``random`` and numpy's global generator (what a run's ``seed`` promises)."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
 
 
 class ToolContext:
@@ -53,6 +65,11 @@ class ToolContext:
         self._embedder = embedder
         self._splits: Splits | None = None
         self._lock = threading.RLock()
+        self._workers: ProcessBackend | None = None
+        self._data_generation = 0  # bumped by reload_data: workers load the data again
+        self._guarded: dict[str, dict[str, str]] = {}  # filters fingerprint -> files skipped
+        if self._project is not None:
+            self._guarded_project(self._project)
         #: Serialises writes to the filters folder (two writers must not interleave backups).
         self.write_lock = threading.Lock()
         #: Trajectories, trends and bests per line, reused until the line changes.
@@ -68,8 +85,15 @@ class ToolContext:
                 if self._project is None:
                     from soma.project import load_project
 
-                    self._project = load_project(Path(self._project_arg))
+                    self._project = self._guarded_project(load_project(Path(self._project_arg)))
         return self._project
+
+    def _guarded_project(self, project: Project) -> Project:
+        if project.config.limits.workers:
+            # Filter files are imported in a worker first: one whose import hangs or ends
+            # the process is never imported in this one.
+            project.import_guard = self._import_guard
+        return project
 
     @property
     def root(self) -> Path:
@@ -122,17 +146,118 @@ class ToolContext:
             raise ToolError(f"the project's cluster ([cluster] address): {exc}") from None
 
     def splits(self) -> Splits:
-        """The project's data, loaded once per context (``reload_data`` to read it again)."""
+        """The project's data, loaded once per context (``reload_data`` to read it again).
+
+        With workers (``[limits] workers``, the default) the loader runs in a worker
+        process; its failure (an exception, ``sys.exit``, a crash, a limit) is a
+        ProjectError naming the loader, and this process goes on.
+        """
         if self._splits is None:
             with self._lock:
                 if self._splits is None:
-                    self._splits = self.project.load_data()
+                    self._splits = self._load_splits()
         return self._splits
+
+    def _load_splits(self) -> Splits:
+        workers = self.workers
+        if workers is None:
+            return self.project.load_data()
+        from soma.project._isolated import DataLoadFailed, load_splits_isolated
+
+        try:
+            return load_splits_isolated(
+                workers, self.root, generation=self._data_generation, limits=self.limits()
+            )
+        except DataLoadFailed as exc:
+            cause = exc.cause
+            error = ProjectError(
+                f"{self.project.config.data} raised {type(cause).__name__}: {cause}"
+            )
+            raise error from cause
 
     def reload_data(self) -> None:
         """Forget the loaded data; the next run calls the project's loader again."""
         with self._lock:
             self._splits = None
+            self._data_generation += 1
+
+    # -- user code in worker processes ----------------------------------------------------
+
+    @property
+    def workers(self) -> ProcessBackend | None:
+        """The worker processes user code runs in (None: ``[limits] workers = 0``)."""
+        count = self.project.config.limits.workers
+        if not count:
+            return None
+        if self._workers is None:
+            with self._lock:
+                if self._workers is None:
+                    from soma.execution import ProcessBackend
+
+                    self._workers = ProcessBackend(count)
+        return self._workers
+
+    def limits(self, timeout_s: float | None = None, memory_mb: int | None = None) -> Limits:
+        """The project's ``[limits]``, with a call's own limits taking precedence."""
+        from soma.execution import Limits
+
+        config = self.project.config.limits
+        return Limits(
+            timeout_s if timeout_s is not None else config.timeout_s,
+            memory_mb if memory_mb is not None else config.memory_mb,
+        )
+
+    def evaluate(
+        self,
+        graph: Any,
+        metrics: list[Any],
+        *,
+        seed: int | None = None,
+        limits: Limits | None = None,
+        progress: Any = None,
+        what: str = "the evaluation",
+    ) -> tuple[Evaluation, str | None]:
+        """``soma.experiments.evaluate`` of ``graph`` on the project's data, in a worker
+        process under ``limits`` (or here when workers are off); with the data fingerprint."""
+        workers = self.workers
+        if workers is None:
+            from soma.experiments import evaluate
+
+            splits = self.splits()
+            if seed is not None:
+                seed_globals(seed)
+            return evaluate(graph, splits, metrics, progress=progress), splits.fingerprint
+        from soma.project._isolated import evaluate_isolated
+        from soma.study._intermediate import relay
+
+        # Inside a study trial: soma.study.report in a filter reaches this trial's pruner.
+        around, on_ask = relay() or (None, None)
+        return evaluate_isolated(
+            workers,
+            self.root,
+            graph,
+            metrics,
+            seed=seed,
+            generation=self._data_generation,
+            limits=limits if limits is not None else self.limits(),
+            progress=progress,
+            what=what,
+            skip=next(iter(self._guarded.values()), None),  # the folder's current state
+            around=around,
+            on_ask=on_ask,
+        )
+
+    def _import_guard(self, fingerprint: str) -> dict[str, str]:
+        skip = self._guarded.get(fingerprint)
+        if skip is None:
+            from soma.project._isolated import probe_filters
+
+            workers = self.workers
+            assert workers is not None
+            timeout = self.project.config.limits.import_timeout_s
+            skip = probe_filters(workers, self.project, timeout_s=timeout)
+            self._guarded = {fingerprint: skip}  # only the folder's current state matters
+        return skip
 
     # -- research lines -------------------------------------------------------------------
 
@@ -189,7 +314,10 @@ class ToolContext:
         return self.line_stats.get(self.kb, line, metric, direction)
 
     def close(self) -> None:
-        """Close the knowledge base if this context opened it."""
+        """Stop the worker processes; close the knowledge base if this context opened it."""
+        workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=False)
         kb = self._kb if self._owns_kb else None
         close = getattr(kb, "close", None)
         if callable(close):

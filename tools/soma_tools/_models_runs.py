@@ -33,6 +33,28 @@ _SPEC_HELP = (
     'literal arguments only), or a JSON object: {"chain": [...]}, {"fork": [...]}, '
     '{"filter": "PCA", "params": {...}}. Call list_filters for the names.'
 )
+_TIMEOUT_HELP = (
+    "Wall-time limit in seconds for {what}: past it the worker process running it is stopped "
+    "and the {kind} recorded as failed (default: [limits] timeout_s of soma.toml, else none)."
+)
+_MEMORY_HELP = (
+    "Memory limit in MB for {what} (the worker process's resident memory, libraries and the "
+    "loaded data included): past it the worker is stopped (default: [limits] memory_mb, "
+    "else none)."
+)
+
+
+def _timeout_field(what: str, kind: str) -> Any:
+    # The bounds of soma.toml's [limits] timeout_s (soma/project/_config.py).
+    return Field(
+        None, gt=0, le=7 * 24 * 3600, description=_TIMEOUT_HELP.format(what=what, kind=kind)
+    )
+
+
+def _memory_field(what: str) -> Any:
+    return Field(None, ge=64, le=2**24, description=_MEMORY_HELP.format(what=what))
+
+
 _LINE_HELP = (
     "Research line to file the experiment under (see list_research_lines). Omit it to use the "
     "project's default line. An unknown line is an error: create it with create_research_line."
@@ -72,6 +94,8 @@ class RunPipelineInput(ToolInput):
         description="Re-sending the same key returns the first run's result instead of rerunning.",
     )
     origin: Origin = Field(Origin.MCP, description="Who ran it (recorded with the experiment).")
+    timeout_s: float | None = _timeout_field("loading data, fitting and scoring", "run")
+    memory_mb: int | None = _memory_field("the run")
     strategy: str | dict[str, Any] | None = Field(
         None,
         description="How the learning nodes are trained (default: 'local'): an object with a "
@@ -160,6 +184,8 @@ class RunStudyInput(ToolInput):
     name: str | None = Field(
         None, pattern=NOT_BLANK, max_length=200, description="Study name (default: generated)."
     )
+    trial_timeout_s: float | None = _timeout_field("each trial", "trial")
+    memory_mb: int | None = _memory_field("each trial")
 
 
 class TrialRow(Record):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import time
 import traceback
 from datetime import UTC, datetime
@@ -12,15 +11,15 @@ from typing import Any
 
 import soma.errors
 from soma.errors import ExecutionError, ProjectError, ValidationError
+from soma.execution._faults import crash_point
 from soma.experiments import (
     EvaluationError,
     ExperimentRun,
     cache_keys,
-    evaluate,
     experiment_params,
 )
 from soma_tools._base import ProgressCallback
-from soma_tools._context import ToolContext
+from soma_tools._context import ToolContext, seed_globals
 from soma_tools._errors import PipelineFailedError, ToolError
 from soma_tools._models_runs import NodeRun, RunPipelineInput, RunPipelineOutput
 from soma_tools._render import shorten
@@ -85,7 +84,8 @@ def user_traceback(exc: BaseException, *, root: Path | None = None, max_frames: 
     with the last frames inside the project ``root`` (the code the user can fix), which a
     deep library stack would otherwise push out; a marker says how many were left out.
     """
-    frames = traceback.extract_tb(exc.__traceback__)
+    # An error from a worker process carries its frames (tracebacks do not pickle).
+    frames = getattr(exc, "__soma_frames__", None) or traceback.extract_tb(exc.__traceback__)
     own = [
         f
         for f in frames
@@ -164,26 +164,34 @@ def run_pipeline(
     if run.replayed is not None:  # the idempotency key was recorded before
         return _replay(ctx, run.replayed, line)
     exp_id = run.id
+    crash_point("pipeline.recorded")
     t0 = time.perf_counter()
     stage, reports, data_fingerprint = "data", [], None
+    # The project's metrics, the line's first: evaluate scores them all.
+    metrics_spec = [metric, *(m for m in ctx.project.metrics if m.name != metric.name)]
     try:
         _progress(progress, 0, "loading data")
-        splits = ctx.splits()
-        data_fingerprint = splits.fingerprint
-        if inp.seed is not None:
-            _seed_globals(inp.seed)
-        # The project's metrics, the line's first: evaluate scores them all.
-        metrics_spec = [metric, *(m for m in ctx.project.metrics if m.name != metric.name)]
         if lab is None:
-            evaluation = evaluate(
-                graph, splits, metrics_spec, progress=lambda s: _progress(progress, *_STEPS[s])
+            # In a worker process, under the project's [limits] or the call's own: whatever
+            # the user's loader or filters do comes back here as an error naming the node.
+            evaluation, data_fingerprint = ctx.evaluate(
+                graph,
+                metrics_spec,
+                seed=inp.seed,
+                limits=ctx.limits(inp.timeout_s, inp.memory_mb),
+                progress=lambda s: _progress(progress, *_STEPS[s]),
+                what=f"experiment {exp_id}",
             )
         else:
             from soma.cluster._study import evaluate_remote
 
+            splits = ctx.splits()
+            data_fingerprint = splits.fingerprint
+            if inp.seed is not None:
+                seed_globals(inp.seed)
             _progress(progress, *_STEPS["fit"])
             evaluation = evaluate_remote(lab, graph, splits, metrics_spec, f"experiment {exp_id}")
-    except EvaluationError as exc:  # user code (filters, metric): record, then report
+    except EvaluationError as exc:  # user code (loader, filters, metric): record, then report
         duration = time.perf_counter() - t0
         raise _failed(
             ctx, run, exc.cause, exc.stage, duration, exc.reports, data_fingerprint
@@ -191,7 +199,12 @@ def run_pipeline(
     except Exception as exc:  # the data loader
         duration = time.perf_counter() - t0
         raise _failed(ctx, run, exc, stage, duration, reports, data_fingerprint) from exc
+    except BaseException as exc:  # interrupted here (Ctrl-C): the record must not stay running
+        run.fail(f"interrupted: {type(exc).__name__}", duration_s=time.perf_counter() - t0)
+        ctx.line_stats.invalidate()
+        raise
     duration = time.perf_counter() - t0
+    crash_point("pipeline.evaluated")
     if on_evaluation is not None:
         on_evaluation(exp_id, evaluation)
     reports = evaluation.reports
@@ -205,6 +218,7 @@ def run_pipeline(
         )
     finally:
         ctx.line_stats.invalidate()
+    crash_point("pipeline.closed")
     stats = ctx.stats(line)  # also warms the cache get_trajectory reads next
     return RunPipelineOutput(
         experiment_id=exp_id,
@@ -227,13 +241,6 @@ def run_pipeline(
 def _progress(progress: ProgressCallback | None, step: int, message: str) -> None:
     if progress is not None:
         progress(step, 4, message)
-
-
-def _seed_globals(seed: int) -> None:
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
 
 
 def _failed(

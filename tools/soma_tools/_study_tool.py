@@ -71,6 +71,7 @@ def run_study(
             record_metrics=ctx.project.metrics,  # every declared metric, as run_pipeline
             lab=lab,
             n_jobs=_cluster_jobs(ctx, lab),
+            evaluator=None if lab is not None else _evaluator(ctx, inp),
         )
     except ValidationError as exc:
         raise ToolError(str(exc).split(": ", 1)[-1], field=_input_field(exc.field)) from None
@@ -92,6 +93,22 @@ def run_study(
     finally:
         ctx.line_stats.invalidate()  # every trial was recorded
     return _output(result, line.name, metric)
+
+
+def _evaluator(ctx: ToolContext, inp: RunStudyInput) -> Any:
+    """Trials evaluated in a worker process, under the trial limits (None: workers are off)."""
+    if ctx.workers is None:
+        return None
+    limits = ctx.limits(inp.trial_timeout_s, inp.memory_mb)
+
+    def evaluate(graph: Any, metrics: list[Any]) -> Any:
+        from soma.study import current_trial
+
+        trial = current_trial()
+        what = f"trial {trial.number if trial else '?'} of the study"
+        return ctx.evaluate(graph, metrics, limits=limits, what=what)[0]
+
+    return evaluate
 
 
 def _cluster_jobs(ctx: ToolContext, lab: Any) -> int:
