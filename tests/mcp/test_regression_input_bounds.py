@@ -81,3 +81,15 @@ def test_regression_an_unknown_line_lists_a_bounded_number_of_known_ones(
         T.TOOLS["get_trajectory"].invoke(ctx, {"research_line": "nope"})
     assert "and 10 more" in str(err.value) or "more (list_research_lines" in str(err.value)
     assert "'line-00'" in str(err.value) and "'line-29'" not in str(err.value)
+
+
+def test_regression_a_blank_tag_is_refused_at_the_boundary(ctx: T.ToolContext) -> None:
+    # The schema took tags: [""] and the knowledge base then refused it: "run_pipeline failed
+    # unexpectedly: ValidationError ... tags must be non-empty strings" (found by fuzz_mcp).
+    for tool, args in (
+        ("run_pipeline", {"spec": "StandardScale() >> LogReg()", "tags": ["ok", " "]}),
+        ("record_experiment", {"name": "x", "metrics": {"accuracy": 0.5}, "tags": [""]}),
+    ):
+        with pytest.raises(T.ToolError) as err:
+            T.TOOLS[tool].invoke(ctx, args)
+        assert "tags" in str(err.value) and "unexpectedly" not in str(err.value)

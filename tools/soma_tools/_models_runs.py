@@ -5,15 +5,17 @@ run_pipeline, run_study and record_experiment.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from soma_tools._base import Action, Origin, Record, Status, ToolInput, ToolOutput
 from soma_tools._render import fmt, markdown_table
 
 #: A name holds at least one character that is not white space.
 NOT_BLANK = r"\S"
+#: A tag: not blank (the knowledge base refuses blank tags), bounded.
+Tag = Annotated[str, StringConstraints(pattern=NOT_BLANK, max_length=200)]
 
 __all__ = [
     "NodeRun",
@@ -80,8 +82,10 @@ class RunPipelineInput(ToolInput):
     )
     parent_id: str | None = Field(None, description="Experiment this one derives from.")
     action: Action = Field(Action.MANUAL, description="Why it was run: draft, improve, debug, ...")
-    tags: list[str] = Field(
-        default_factory=list, description="Labels to find it by later, e.g. ['baseline', 'pca']."
+    tags: list[Tag] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Labels to find it by later, e.g. ['baseline', 'pca'].",
     )
     seed: int | None = Field(
         None,
@@ -262,7 +266,7 @@ class RecordExperimentInput(ToolInput):
     action: Action | None = Field(
         None, description="Why it was run: draft, improve, debug, ablate, tune or manual."
     )
-    tags: list[str] | None = Field(None, description="Labels to find it by later.")
+    tags: list[Tag] | None = Field(None, max_length=100, description="Labels to find it by later.")
     notes: str | None = Field(None, description="Free-text notes, e.g. the reason for a verdict.")
     seed: int | None = Field(
         None, ge=-(2**63), le=2**63 - 1, description="Random seed the run used, if any."
