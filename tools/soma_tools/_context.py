@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,7 +195,11 @@ class ToolContext:
                 if self._workers is None:
                     from soma.execution import ProcessBackend
 
-                    self._workers = ProcessBackend(count)
+                    workers = ProcessBackend(count)
+                    # A context dropped without close() must not leave idle workers behind
+                    # (each holds the libraries and the data) for the rest of the process.
+                    weakref.finalize(self, workers.shutdown, False)
+                    self._workers = workers
         return self._workers
 
     def limits(self, timeout_s: float | None = None, memory_mb: int | None = None) -> Limits:
