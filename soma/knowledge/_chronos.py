@@ -36,14 +36,18 @@ _FORMAT = 1
 _TIE_BITS = 10
 _TIES = 1 << _TIE_BITS
 M = 16
-EF_SEARCH = 128
+# The graph walk's breadth: on 100k MiniLM-like 384-d points built at BULK_EF_CONSTRUCTION,
+# recall@10 was 0.885 at 128, 0.948 at 192, 0.965 at 256 and 0.986 at 384; a search took
+# 1.96, 2.20, 2.90 and 4.43 ms at p50 (2 loaded cores). 256 is the first above 0.95.
+EF_SEARCH = 256
 # Bulk loads (a rebuild, a first catch-up) build the graph at a lower breadth: 200 (the
 # library's default) took 65 s for 20k 384-d points on 2 cores.
 BULK_EF_CONSTRUCTION = 64
 EF_CONSTRUCTION = 200
 # A window holding at most this many live points is scored exactly from the index's own
-# per-line trajectories: cheaper than a graph walk that must skip everything outside it.
-EXACT_WINDOW = 2048
+# vectors: cheaper than a graph walk that must skip everything outside it (a 10k-point
+# window of 100k: 1 ms exact from one slice, 7 ms for the filtered walk, on 2 loaded cores).
+EXACT_WINDOW = 16_384
 
 
 def import_chronos() -> Any:
@@ -302,8 +306,20 @@ class ChronosIndex(VectorIndex):
         if len(rows) == 0:
             return []
         # einsum, not BLAS: no worker threads to spin on a busy machine for one small product.
-        scores = np.einsum("ij,j->i", self.vectors[rows], np.asarray(query, np.float32).ravel())
-        order = np.argsort(-scores, kind="stable")[:k]
+        q = np.asarray(query, np.float32).ravel()
+        first, span = int(rows.min()), int(rows.max()) - int(rows.min()) + 1
+        if span <= 2 * len(rows):
+            # Rows are stored in insertion order, so a time window is (nearly) one run of
+            # rows: score that slice in place. A fancy-indexed copy of 10k x 384 floats took
+            # 5.5 ms here, the slice 0.6 ms.
+            scores = np.einsum("ij,j->i", self.vectors[first : first + span], q)[rows - first]
+        else:
+            scores = np.einsum("ij,j->i", self.vectors[rows], q)
+        if len(scores) > k:  # the top k in linear time, then only they are sorted
+            top = np.argpartition(-scores, k)[:k]
+            order = top[np.argsort(-scores[top], kind="stable")]
+        else:
+            order = np.argsort(-scores, kind="stable")
         return [(int(self.row_seq[rows[i]]), float(scores[i])) for i in order]
 
     def exact(
