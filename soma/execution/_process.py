@@ -281,6 +281,8 @@ class ProcessBackend(ExecutionBackend):
         """
         limit = self.limits.merged(limits)
         cancel = cancel if cancel is not None else _CANCEL.get()
+        if cancel is not None and cancel.is_set():  # e.g. the next trial of a cancelled study
+            raise WorkerCancelled(f"{what} was cancelled before it started")
         worker = self._acquire()
         keep = False
         try:
