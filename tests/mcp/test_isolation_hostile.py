@@ -146,7 +146,9 @@ def _ok_after(h: Any) -> None:
         ("Interrupt() >> LogReg()", "interrupt", "KeyboardInterrupt"),
         ("Custom() >> LogReg()", "custom", "CustomStop('stop here')"),
         ("HardExit() >> LogReg()", "hard_exit", "exited with code 9"),
-        ("Crash() >> LogReg()", "crash", "SIGSEGV"),
+        # Each kills the worker (a fresh one loads the data: seconds): os._exit runs in the
+        # quick suite, the segfault with the slow tests.
+        pytest.param("Crash() >> LogReg()", "crash", "SIGSEGV", marks=pytest.mark.slow),
     ],
 )
 def test_exits_and_crashes_are_errors_naming_the_node(
@@ -173,6 +175,7 @@ def test_endless_fit_is_stopped_by_the_call_timeout(hostile: Any) -> None:
     _ok_after(hostile)
 
 
+@pytest.mark.slow  # the worker is killed; tests/isolation/test_process_backend.py is quicker
 def test_two_gigabytes_under_a_memory_limit(hostile: Any) -> None:
     result = _run(hostile, "Hog() >> LogReg()", memory_mb=700)
     assert result.is_error
