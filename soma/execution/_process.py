@@ -52,6 +52,7 @@ __all__ = [
     "WorkerCancelled",
     "WorkerCrashed",
     "WorkerError",
+    "cancel_requested",
     "cancel_scope",
 ]
 
@@ -157,6 +158,13 @@ def cancel_scope(event: threading.Event) -> Iterator[None]:
         yield
     finally:
         _CANCEL.reset(token)
+
+
+def cancel_requested() -> bool:
+    """Whether the calling context's cancel event (:func:`cancel_scope`) is set: long loops
+    (a study's trials) stop starting work once their call was cancelled."""
+    event = _CANCEL.get()
+    return event is not None and event.is_set()
 
 
 class _Worker:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from soma.errors import StudyError, ValidationError
 from soma.execution._faults import crash_point
+from soma.execution._process import cancel_requested
 from soma.experiments import EvaluationError, evaluate, experiment_params
 from soma.study._inputs import (
     MetricFailed,
@@ -385,6 +386,8 @@ class Study:
 
         def more() -> bool:
             if planned is not None and launched >= planned:
+                return False
+            if cancel_requested():  # an MCP cancel: no trial starts after it
                 return False
             return deadline is None or launched == 0 or time.perf_counter() < deadline
 

@@ -100,3 +100,24 @@ def test_a_trial_that_exits_or_spins_fails_alone(ctx: T.ToolContext) -> None:
     errors = [e.error for e in ctx.kb.experiments() if e.status == "failed"]
     assert any("node 'moody' failed during fit" in e and "SystemExit(2)" in e for e in errors)
     assert any("time limit of 10 s" in e for e in errors), errors
+
+
+def test_a_cancelled_study_starts_no_more_trials(ctx: T.ToolContext) -> None:
+    import threading
+
+    from soma.execution import cancel_scope
+
+    cancel = threading.Event()
+    threading.Timer(8.0, cancel.set).start()  # while trial 0 spins: the worker is killed
+    with cancel_scope(cancel), pytest.raises(T.ToolError, match="cancelled"):
+        T.run_study(
+            ctx,
+            T.RunStudyInput(
+                spec="Moody() >> LogReg(C=0.1)",
+                space={"moody.mood": {"choices": ["spin"]}, "log_reg.C": {"choices": [0.1]}},
+                sampler="random",
+                n_trials=5,
+                name="cancelled",
+            ),
+        )
+    assert [e.status for e in ctx.kb.experiments()] == ["failed"]  # no trial after the cancel
