@@ -18,8 +18,11 @@ from everything the first one learnt) and picks, in order:
    cannot change the result (a scaler in front of a forest);
 4. inside the chosen family, the next point comes from Optuna's TPE (ask/tell), told every
    result of that family already in the knowledge base — the pipeline's structure
-   (``[scaler] >> [reducer]``) is part of the family's space. A point already measured (the
-   knowledge base knows it) is never proposed again.
+   (``[scaler] >> [reducer]``) is part of the family's space. Once a family is promoted past
+   the opening, every ``local_every``-th of its proposals is instead a local step around its
+   best pipeline (one or two params moved): TPE on a dozen points still explores widely,
+   and at small budgets the gains are mostly next to the incumbent. A point already
+   measured (the knowledge base knows it) is never proposed again.
 
 Everything random draws from the seed (and the iteration), so a run is deterministic for a
 seed.
@@ -38,6 +41,7 @@ from soma_agent._search_state import (
     describe_change,
     failing_step,
     fmt,
+    local_step,
     structure_moves,
 )
 from soma_agent._tpe import FamilySpace, tpe_propose
@@ -53,23 +57,34 @@ class BuiltinPlanner:
 
     ``probe``: results every family gets before any is dropped; ``plateau``: results of the
     leading family without a gain beyond noise before the runner-up gets the budget;
-    ``structure_every``: steps between structural moves after the opening.
+    ``structure_every``: steps between structural moves after the opening; ``local_every``:
+    a promoted family's every ``local_every``-th proposal is a local step around its best
+    (the others come from TPE).
     """
 
     name = "builtin"
     source = "builtin"
 
-    def __init__(self, *, probe: int = 2, plateau: int = 6, structure_every: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        probe: int = 2,
+        plateau: int = 6,
+        structure_every: int = 8,
+        local_every: int = 2,
+    ) -> None:
         for name, value in (
             ("probe", probe),
             ("plateau", plateau),
             ("structure_every", structure_every),
+            ("local_every", local_every),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
         self.probe = probe
         self.plateau = plateau
         self.structure_every = structure_every
+        self.local_every = local_every
 
     # -- entry point --------------------------------------------------------------------
 
@@ -195,22 +210,36 @@ class BuiltinPlanner:
         # Below ``probe`` results a family is probed at random (seeded): TPE with one point
         # would only wander around the declared defaults, the very thing not to rely on.
         sampler = "random" if len(members) < self.probe or n_ok == 0 else "tpe"
-        seed = s.rng.randrange(2**31)
-        proposal = None
-        for attempt in range(_DRAWS):
-            cand = tpe_propose(
-                space, history, s.ctx.direction, seed, draws=attempt + 1, sampler=sampler
-            )
-            if not s.tried(cand):
-                proposal = cand
-                break
+        proposal, how = None, ""
+        # A promoted family alternates TPE with a local step around its best: with a dozen
+        # results over a conditional space TPE still explores widely, while at small
+        # budgets the gains are mostly next to the incumbent.
+        if (
+            sampler == "tpe"
+            and best is not None
+            and best.candidate is not None
+            and n_ok >= 2 * self.probe
+            and len(members) % self.local_every == 0
+        ):
+            proposal = local_step(best.candidate, s)
+            if proposal is not None:
+                how = f"a local step around the best {focus} pipeline ({best.experiment_id})"
         if proposal is None:
-            return None
-        how = (
-            f"a seeded random point of the {focus} family's space"
-            if sampler == "random"
-            else f"TPE over the {n_ok} results of {focus} pipelines in the knowledge base"
-        )
+            seed = s.rng.randrange(2**31)
+            for attempt in range(_DRAWS):
+                cand = tpe_propose(
+                    space, history, s.ctx.direction, seed, draws=attempt + 1, sampler=sampler
+                )
+                if not s.tried(cand):
+                    proposal = cand
+                    break
+            if proposal is None:
+                return None
+            how = (
+                f"a seeded random point of the {focus} family's space"
+                if sampler == "random"
+                else f"TPE over the {n_ok} results of {focus} pipelines in the knowledge base"
+            )
         if best is None or best.candidate is None:
             return ProposedHypothesis(
                 statement=f"{proposal.structure_text} with these settings is a working "

@@ -26,6 +26,7 @@ __all__ = [
     "describe_change",
     "failing_step",
     "fmt",
+    "local_step",
     "perturb_value",
     "structure_moves",
 ]
@@ -74,6 +75,34 @@ def perturb_value(dist: Any, value: Any, rng: random.Random, scale: float) -> An
         return round(new)
     assert isinstance(dist, FloatDistribution)
     return new
+
+
+def local_step(
+    best: Candidate, s: SearchState, *, scale: float = 0.5, draws: int = 12
+) -> Candidate | None:
+    """A neighbour of ``best`` (same structure, one or two params moved by
+    :func:`perturb_value`) not measured yet; None when ``draws`` tries find none."""
+    from soma_agent._pipelines import round_value, searchable, space_distribution
+
+    slots = []
+    for index, step in enumerate(best.steps):
+        for pname, space in searchable(s.classes[step.name]).items():
+            dist = space_distribution(space, step=False)
+            if dist is not None:
+                slots.append((index, pname, dist, step.param_dict.get(pname, space.default)))
+    if not slots:
+        return None
+    rng = s.rng
+    for _ in range(draws):
+        moved = best
+        for index, pname, dist, value in rng.sample(slots, min(len(slots), rng.choice((1, 2)))):
+            new = perturb_value(dist, value, rng, scale)
+            moved = moved.with_step_params(
+                index, {pname: round_value(new) if isinstance(new, float) else new}
+            )
+        if moved.params_key() != best.params_key() and not s.tried(moved):
+            return moved
+    return None
 
 
 def describe_change(old: Candidate, new: Candidate) -> str:

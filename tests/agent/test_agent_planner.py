@@ -129,13 +129,39 @@ def test_improve_asks_tpe_fitted_on_the_line_history(tools: Any) -> None:
         h.add(f"StandardScale() >> LogReg(C={c})", 0.95)
     for scaler in ("MinMaxScale", "RobustScale"):  # KNN: 4 results, rung 1 done
         h.add(DRAFTS["KNN"].replace("StandardScale", scaler), 0.79)
+    h.add(_svc(0.5), 0.9)  # SVC: 7 results (an even count would get a local step)
     proposal = h.propose()
     assert proposal.action == "improve" and proposal.parent_id == best
-    assert "TPE over the 6 results of SVC pipelines" in proposal.rationale
+    assert "TPE over the 7 results of SVC pipelines" in proposal.rationale
     assert "SVC(" in proposal.spec
     tools.project.parse_spec(proposal.spec)
     assert h.propose().spec == proposal.spec  # deterministic for a seed
     assert best in proposal.statement
+
+
+def test_a_promoted_family_alternates_tpe_with_a_local_step_around_its_best(tools: Any) -> None:
+    h = History(tools)
+    h.opening({"SVC": 0.97, "LogReg": 0.96, "KNN": 0.8, "SGD": 0.8, "RandomForest": 0.8})
+    best = h.add("StandardScale() >> SVC(C=30.0, gamma=0.003)", 0.98)
+    h.add(_svc(3.0), 0.96)  # SVC: 4 results, LogReg: 2, KNN: 2 -> rung 1 goes on
+    for c in (2.0, 3.0):
+        h.add(f"StandardScale() >> LogReg(C={c})", 0.95)
+    for scaler in ("MinMaxScale", "RobustScale"):
+        h.add(DRAFTS["KNN"].replace("StandardScale", scaler), 0.79)
+    for c in (4.0, 5.0, 6.0, 7.0):  # LogReg: 8 results, rung 2 done
+        h.add(f"StandardScale() >> LogReg(C={c})", 0.95)
+    specs = set()
+    for seed in range(4):
+        proposal = h.propose(seed=seed)
+        assert proposal.action == "improve" and proposal.parent_id == best
+        assert "local step around the best SVC pipeline" in proposal.rationale
+        assert proposal.spec.startswith("StandardScale() >> SVC(")
+        assert proposal.spec != "StandardScale() >> SVC(C=30.0, gamma=0.003)"
+        assert h.propose(seed=seed).spec == proposal.spec  # deterministic for a seed
+        specs.add(proposal.spec)
+    assert len(specs) >= 3
+    h.add(next(iter(specs)), 0.97)  # 5 SVC results: TPE's turn
+    assert "TPE over the 5 results of SVC" in h.propose().rationale
 
 
 def test_regression_tiny_gains_do_not_reset_a_plateau(tools: Any) -> None:
