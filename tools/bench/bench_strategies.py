@@ -14,7 +14,12 @@
    centralised optimum's loss x 1.01; the rounds FedAvg (and FedProx) need against the
    full-batch steps centralised gradient descent needs at the same learning rate.
 
-Run: ``python tools/bench/bench_strategies.py`` (``--quick``: fewer epochs and rows).
+Before and after part 1 it measures the *parallel capacity*: how many cores two busy processes
+get together (2.0 on an idle 2-core machine, 1.0 when another job holds a core), which caps
+any speed-up on a shared host.
+
+Run: ``python tools/bench/bench_strategies.py`` (about 1.5 min on 2 cores at load 2-3;
+``--quick``: fewer epochs and rows, about 20 s).
 """
 
 from __future__ import annotations
@@ -41,6 +46,29 @@ from soma.training import (  # noqa: E402
 )
 
 torch.set_num_threads(1)
+
+
+_SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(4_000_000): x += i\n" + (
+    "print(time.perf_counter() - t)"
+)
+
+
+def parallel_capacity() -> float:
+    """How many cores two busy processes get together right now (2.0 on an idle 2-core
+    machine, 1.0 when another job holds a core): a shared host caps any speed-up at this."""
+    import subprocess
+    import sys
+
+    def spin(n: int) -> float:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.PIPE, text=True)
+            for _ in range(n)
+        ]
+        return max(float(p.communicate()[0]) for p in procs)
+
+    alone = min(spin(1) for _ in range(2))
+    together = min(spin(2) for _ in range(2))
+    return 2.0 * alone / together
 
 
 def _mlp_data(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,8 +172,13 @@ def main() -> None:
     epochs = args.epochs or (5 if args.quick else 20)
     rounds = 2 if args.quick else 3
     print(f"cores available: {len(os.sched_getaffinity(0))}, load avg {os.getloadavg()[0]:.2f}")
+    print(f"parallel capacity before: {parallel_capacity():.2f} cores for two busy processes")
     print("\n## 1-2. DataParallel vs Local, communication\n")
     print("\n".join(bench_data_parallel(n, epochs, rounds)))
+    print(
+        f"\nparallel capacity after: {parallel_capacity():.2f} cores (the speed-up's ceiling), "
+        f"load avg {os.getloadavg()[0]:.2f}"
+    )
     print("\n## 3. FedAvg rounds to a target loss\n")
     print("\n".join(bench_fedavg(5_000 if args.quick else 20_000)))
 
