@@ -15,8 +15,9 @@
    full-batch steps centralised gradient descent needs at the same learning rate.
 
 Before and after part 1 it measures the *parallel capacity*: how many cores two busy processes
-get together (2.0 on an idle 2-core machine, 1.0 when another job holds a core), which caps
-any speed-up on a shared host.
+get together (2.0 on an idle 2-core machine, 1.0 when another job holds a core): on a shared
+host it says how much parallelism there was to gain around the run (the load moves during
+it, so it is a reading, not a bound).
 
 Run: ``python tools/bench/bench_strategies.py`` (about 1.5 min on 2 cores at load 2-3;
 ``--quick``: fewer epochs and rows, about 20 s).
@@ -55,7 +56,7 @@ _SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(4_000_000):
 
 def parallel_capacity() -> float:
     """How many cores two busy processes get together right now (2.0 on an idle 2-core
-    machine, 1.0 when another job holds a core): a shared host caps any speed-up at this."""
+    machine, 1.0 when another job holds a core), a reading of what a shared host offers."""
     import subprocess
     import sys
 
@@ -176,7 +177,7 @@ def main() -> None:
     print("\n## 1-2. DataParallel vs Local, communication\n")
     print("\n".join(bench_data_parallel(n, epochs, rounds)))
     print(
-        f"\nparallel capacity after: {parallel_capacity():.2f} cores (the speed-up's ceiling), "
+        f"\nparallel capacity after: {parallel_capacity():.2f} cores for two busy processes, "
         f"load avg {os.getloadavg()[0]:.2f}"
     )
     print("\n## 3. FedAvg rounds to a target loss\n")
