@@ -22,7 +22,7 @@ from soma.cluster._jobs import Job, Placement, environment_for, remote_runner, t
 from soma.cluster._token import TOKEN_ENV, verify_token
 from soma.cluster._units import SLOT_RESOURCE, TAG_CAPACITY, parse_tags, tag_resource
 
-__all__ = ["Lab", "active_lab", "project_lab"]
+__all__ = ["Lab", "active_lab", "other_soma_versions", "project_lab"]
 
 _ACTIVE: contextvars.ContextVar[Lab | None] = contextvars.ContextVar("soma_lab", default=None)
 
@@ -82,6 +82,7 @@ class Lab:
         self.address = address
         self.is_local = local
         self.token_check_s: float | None = None
+        self.ships_soma = False  # True: the workers run this driver's Soma (Lab.connect)
         self._runners: dict[tuple[str, int, str | None], Any] = {}  # Ray task wrappers
         self._closed = False
         self._running: set[Job] = set()  # submitted and not yet collected: what cancel() stops
@@ -98,15 +99,19 @@ class Lab:
         token: str | None = None,
         *,
         timeout: float = 2.0,
-        ship_soma: bool = False,
+        ship_soma: bool | None = None,
         log_to_driver: bool = False,
     ) -> Lab:
         """Join the coordinator at ``HOST:PORT`` (token: argument, else ``$SOMA_TOKEN``).
 
         The token is checked first (TokenRejected / CoordinatorUnreachable within
-        ``timeout``). ``ship_soma``: send this driver's Soma package to the workers (for
-        machines with another version installed) instead of using theirs.
+        ``timeout``). ``ship_soma``: True sends this driver's Soma package to the workers
+        (through Ray's object store, once per job) so they run the driver's code instead
+        of their own install; None (default) does so when an alive worker reports another
+        Soma version than this driver's; False never does.
         """
+        import soma
+
         token = token or os.environ.get(TOKEN_ENV) or None
         checked = verify_token(address, token, timeout=timeout)
         _set_driver_token(token)
@@ -114,20 +119,25 @@ class Lab:
 
         if ray.is_initialized():
             raise ClusterError("this process is already connected to Ray: close() that Lab first")
-        runtime_env: dict[str, Any] = {}
-        if ship_soma:
-            import soma
 
-            runtime_env["py_modules"] = [str(Path(soma.__file__).parent)]
-        ray.init(
-            address=address,
-            namespace="soma",
-            log_to_driver=log_to_driver,
-            runtime_env=runtime_env or None,
-            logging_level="WARNING",
-        )
+        def join(ship: bool) -> None:
+            package = str(Path(soma.__file__).parent)
+            ray.init(
+                address=address,
+                namespace="soma",
+                log_to_driver=log_to_driver,
+                runtime_env={"py_modules": [package]} if ship else None,
+                logging_level="WARNING",
+            )
+
+        join(bool(ship_soma))
         lab = cls(address, local=False)
         lab.token_check_s = checked
+        lab.ships_soma = bool(ship_soma)
+        if ship_soma is None and other_soma_versions(lab.workers(), soma.__version__):
+            ray.shutdown()  # the runtime env is the job's: join again, carrying Soma along
+            join(True)
+            lab.ships_soma = True
         return lab
 
     @classmethod
@@ -239,6 +249,7 @@ class Lab:
             "available": ray.available_resources(),
             "jobs_running": sum(n["jobs_running"] for n in nodes),
             "token_check_s": self.token_check_s,
+            "ships_soma": self.ships_soma,
             "nodes": nodes,
         }
 
@@ -386,6 +397,15 @@ class Lab:
 
 
 _HISTORY = 1000
+
+
+def other_soma_versions(workers: list[dict[str, Any]], version: str) -> list[str]:
+    """The alive workers whose installed Soma is not ``version``, as 'name (version)'."""
+    return [
+        f"{w['name']} ({w['soma_version'] or 'unknown'})"
+        for w in workers
+        if w["alive"] and w["soma_version"] != version
+    ]
 
 
 def _offer(total: dict[str, float]) -> str:

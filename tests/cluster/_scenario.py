@@ -289,6 +289,32 @@ def tools_on_the_cluster(folder: Path) -> None:
     out["tools"] = json.loads(lines[-1]) if lines else (done.stdout + done.stderr)[-3000:]
 
 
+_SHIP_SOMA = """
+import json, sys
+from soma.cluster import Lab
+
+def where_soma():
+    import soma
+    return soma.__file__
+
+lab = Lab.connect(sys.argv[1], token=sys.argv[2], ship_soma=True)
+found = lab.submit(where_soma).result()
+print(json.dumps({"ships": lab.info()["ships_soma"], "worker_soma": found}))
+lab.close()
+"""
+
+
+def soma_shipped_to_the_workers(token: str) -> None:
+    """A second driver that sends its Soma along: the worker imports that copy."""
+    # Run from elsewhere than the checkout: Ray puts the driver's folder on the workers'
+    # sys.path, where /work/main/soma would shadow the shipped copy on this one machine.
+    done = subprocess.run([sys.executable, "-c", _SHIP_SOMA, ADDRESS, token],
+                          capture_output=True, text=True, timeout=180,
+                          cwd=tempfile.mkdtemp(prefix="soma-driver-"))  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    out["shipped"] = json.loads(lines[-1]) if lines else (done.stdout + done.stderr)[-3000:]
+
+
 def pbt_on_the_cluster(lab) -> None:
     """PBT members in actors on both workers (one per slot: 'tagged' 1, 'plain' 2)."""
     import numpy as np
@@ -415,6 +441,8 @@ def main() -> None:
         mark("study")
         tools_on_the_cluster(folder)
         mark("tools")
+        soma_shipped_to_the_workers(token)
+        mark("ship")
         pbt_on_the_cluster(lab)
         mark("pbt")
         # A worker killed (-9, every process of it) mid-study: its trials run again elsewhere.

@@ -193,3 +193,11 @@ def test_pbt_members_train_in_actors_on_both_workers(findings: dict) -> None:
     assert findings["pbt_members"] == 4 and findings["pbt_errors"] == []
     assert findings["pbt_workers"] == ["plain", "tagged"]
     assert findings["pbt_best"] < 9.0  # mse of the untrained state (0 vs 3) is 9
+
+
+def test_a_driver_can_send_its_soma_to_the_workers(findings: dict) -> None:
+    shipped = findings["shipped"]
+    assert isinstance(shipped, dict), shipped
+    assert shipped["ships"] is True
+    # The worker imported the copy Ray unpacked from the driver, not its own install.
+    assert "runtime_resources" in shipped["worker_soma"], shipped["worker_soma"]

@@ -117,3 +117,16 @@ def test_a_failed_environment_reports_pips_own_error_lines() -> None:
     assert _install_error("virtualenv could not be created\nno space left") == (
         "virtualenv could not be created\nno space left"
     )
+
+
+def test_workers_with_another_soma_version_are_named() -> None:
+    from soma.cluster.lab import other_soma_versions
+
+    workers = [
+        {"name": "same", "alive": True, "soma_version": "0.1.0"},
+        {"name": "old", "alive": True, "soma_version": "0.0.9"},
+        {"name": "bare-ray", "alive": True, "soma_version": ""},
+        {"name": "gone", "alive": False, "soma_version": "0.0.1"},
+    ]
+    assert other_soma_versions(workers, "0.1.0") == ["old (0.0.9)", "bare-ray (unknown)"]
+    assert other_soma_versions(workers[:1], "0.1.0") == []
