@@ -160,6 +160,8 @@ def test_exits_and_crashes_are_errors_naming_the_node(
     assert f"node {node!r} failed during fit" in text, text
     assert says in text, text
     assert "Recorded as failed experiment" in text
+    # User frames only, or none: Soma's own (the worker, the tool layer) are never shown.
+    assert "/soma/" not in text and "/soma_tools/" not in text, text
     _ok_after(hostile)
 
 

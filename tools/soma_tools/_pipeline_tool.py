@@ -91,7 +91,9 @@ def user_traceback(exc: BaseException, *, root: Path | None = None, max_frames: 
         for f in frames
         if not f.filename.startswith(_RUNTIME_DIRS)
         and not any(s in f.filename for s in _SKIPPED_FRAMES)
-    ] or list(frames)
+    ]
+    if not own:  # nothing of the user's to show (a worker that died, a limit): no frames
+        return "\n".join(line.rstrip("\n") for line in traceback.format_exception_only(exc))
     keep = set(range(len(own)))
     if len(own) > max_frames:
         tail = min(_RAISE_FRAMES, max_frames)
