@@ -14,19 +14,26 @@ the same seed for seeded models. Per task and seed:
 
 The table gives the median over seeds of the best validation score after 10 / 20 / 40
 experiments, the test score of each method's final pick (its best on validation, refitted on
-train and scored once on the test split, by the same code for all three) and the median wall
-time of one 40-experiment run.
+train and scored once on the test split, by the same code for all three; mean over seeds) and
+the median wall time of one 40-experiment run.
 
 Usage::
 
     .venv/bin/python tools/bench/bench_agent.py --quick       # 1 seed, hard tasks
     .venv/bin/python tools/bench/bench_agent.py               # 5 seeds, all tasks
     .venv/bin/python tools/bench/bench_agent.py --tasks diabetes,hastie --seeds 2
+    .venv/bin/python tools/bench/bench_agent.py --out runs.json --markdown  # + JSON, Markdown
+    .venv/bin/python tools/bench/bench_agent.py --table-from runs.json      # tables again
+    .venv/bin/python tools/bench/bench_agent.py --seeds 5 --first-seed 10 --methods agent
+    .venv/bin/python tools/bench/bench_agent.py --overhead    # bookkeeping per experiment
+
+Develop the planner on other seeds (``--first-seed 10``) than the ones the README reports.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -279,6 +286,62 @@ def run_agent_job(task: str, seed: int, budget: int, root: str) -> dict[str, Any
     return {"values": values, "test": test, "wall": wall, "direction": metric.direction}
 
 
+def measure_overhead(task: str, budget: int, embedder: str, root: str) -> dict[str, float]:
+    """One agent run's time split: start-up (until its first journal entry), the loop's
+    bookkeeping per experiment (loop wall minus the pipelines' own recorded time, over the
+    experiments) and the finish step (the report)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from soma_agent import run_agent
+    from soma_tools import ToolContext
+
+    folder = make_project(TASKS[task], Path(root) / f"overhead-{task}-{embedder}")
+    times: list[tuple[float, str]] = []
+    t0 = time.perf_counter()
+    tools = ToolContext(folder, embedder=embedder)
+    metric = tools.project.metrics[0]
+    result = run_agent(
+        tools, f"{metric.direction} validation {metric.name}", max_experiments=budget, seed=0,
+        patience=None, tools=tools, on_entry=lambda e: times.append((time.perf_counter(),
+                                                                     e["kind"])),
+    )  # fmt: skip
+    end = time.perf_counter()
+    exps = list(tools.kb.experiments(run_id=result.run_id))
+    tools.close()
+    pipelines = sum(e.duration_s or 0.0 for e in exps)
+    first = times[0][0]
+    last = max(t for t, kind in times if kind == "decision")
+    return {
+        "experiments": float(len(exps)),
+        "startup_s": first - t0,
+        "loop_s": last - first,
+        "pipelines_s": pipelines,
+        "per_experiment_ms": 1000 * (last - first - pipelines) / max(1, len(exps)),
+        "finish_s": end - last,
+        "total_s": end - t0,
+    }
+
+
+def overhead_table(tasks: list[str], budget: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Agent bookkeeping, one run of {budget} experiments, seed 0")
+    cols = ("task", "embedder", "start-up s", "pipelines s", "loop s", "overhead ms/exp",
+            "finish s", "total s")  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("task", "embedder") else "right")
+    with tempfile.TemporaryDirectory(prefix="soma-bench-agent-") as root:
+        for task in tasks:
+            for embedder in ("default", "hashing"):
+                m = measure_overhead(task, budget, embedder, root)
+                table.add_row(
+                    task, embedder, f"{m['startup_s']:.1f}", f"{m['pipelines_s']:.1f}",
+                    f"{m['loop_s']:.1f}", f"{m['per_experiment_ms']:.0f}",
+                    f"{m['finish_s']:.1f}", f"{m['total_s']:.1f}",
+                )  # fmt: skip
+    Console(width=150).print(table)
+
+
 def run_optuna_job(task: str, seed: int, budget: int, root: str, method: str) -> dict[str, Any]:
     import optuna
 
@@ -363,6 +426,83 @@ def best_after(values: list[float | None], n: int, direction: str) -> float | No
     return max(seen) if direction == "maximize" else min(seen)
 
 
+def print_tables(
+    runs: dict[tuple[str, str], list[dict[str, Any]]],
+    tasks: list[str],
+    n_seeds: int,
+    console: Any,
+    *,
+    markdown: bool = False,
+) -> None:
+    """The comparison table (and the goal's summary lines) from every method's runs."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"Best validation score after N experiments — median over {n_seeds} seed(s); "
+        "test = the final pick refitted and scored once on the test split (mean over seeds); "
+        "wall = one 40-experiment run (median)"
+    )
+    cols = ("task", "metric", "N", "agent", "TPE", "random", "agent − best peer", "met")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * 2 + "---:|" * (len(cols) - 2)]
+    advantage: dict[int, list[float]] = {n: [] for n in BUDGETS}
+    test_gap: list[float] = []
+    goal_met = True
+
+    def row(*cells: str) -> None:
+        table.add_row(*cells)
+        md.append("| " + " | ".join(cells) + " |")
+
+    for task in tasks:
+        t = TASKS[task]
+        sign = 1.0 if runs[("agent", task)][0]["direction"] == "maximize" else -1.0
+        for n in BUDGETS:
+            meds = {}
+            for m in METHODS:
+                vals = [best_after(r["values"], n, r["direction"]) for r in runs[(m, task)]]
+                meds[m] = statistics.median(v if v is not None else -sign * 1e9 for v in vals)
+            peer = max(meds["tpe"], meds["random"], key=lambda v: sign * v)
+            gap = sign * (meds["agent"] - peer)
+            if t.kind != "toy":
+                advantage[n].append(gap)
+                goal_met &= gap >= 0 or n == BUDGETS[0]
+            row(
+                task, t.metric, str(n), *(f"{meds[m]:.4f}" for m in METHODS),
+                f"{gap:+.4f}",
+                "(toy)" if t.kind == "toy" else "–" if n == BUDGETS[0] else
+                "yes" if gap >= 0 else "NO",
+            )  # fmt: skip
+        tests = {m: statistics.mean(r["test"] for r in runs[(m, task)]) for m in METHODS}
+        walls = {m: statistics.median(r["wall"] for r in runs[(m, task)]) for m in METHODS}
+        if t.kind != "toy":
+            test_gap.append(sign * (tests["agent"] - tests["tpe"]))
+        row(
+            task, t.metric, "test", *(f"{tests[m]:.4f}" for m in METHODS),
+            f"{sign * (tests['agent'] - tests['tpe']):+.4f} vs TPE", "",
+        )  # fmt: skip
+        row(task, "", "wall s", *(f"{walls[m]:.1f}" for m in METHODS), "", "")
+        table.add_section()
+    console.print(table)
+    lines = []
+    for n in BUDGETS:
+        if advantage[n]:
+            mean = statistics.mean(advantage[n])
+            lines.append(f"mean advantage over the better peer at N={n}: {mean:+.4f}")
+    if test_gap:
+        lines.append(
+            f"mean test-score gap agent − TPE (final picks): {statistics.mean(test_gap):+.4f}"
+        )
+    lines.append(
+        "agent median >= better peer at 20 and 40 on every non-saturating task: "
+        f"{'yes' if goal_met else 'NO'}"
+    )
+    for line in lines:
+        console.print(line)
+    if markdown:
+        print("\n".join(md))
+
+
 # --- the table -------------------------------------------------------------------------------
 
 
@@ -372,6 +512,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="seeds (default 5)")
     parser.add_argument("--tasks", default=None, help="comma-separated (default: all)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds are first-seed, first-seed+1, ..."
+    )
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}"
+    )
+    parser.add_argument(
+        "--out", default=None, help="write every run (values per experiment, test, wall) as JSON"
+    )
+    parser.add_argument(
+        "--overhead", action="store_true",
+        help="time one agent run's bookkeeping per experiment (default vs hashing embedder)",
+    )  # fmt: skip
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    parser.add_argument(
+        "--table-from", default=None, help="print the tables of a JSON written by --out"
+    )
     args = parser.parse_args(argv)
     n_seeds = args.seeds or (1 if args.quick else 5)
     tasks = (
@@ -382,15 +539,34 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         parser.error(f"--tasks: unknown {', '.join(unknown)}; expected some of {', '.join(TASKS)}")
-    seeds = list(range(n_seeds))
+    if args.overhead:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        overhead_table(tasks if args.tasks else ["diabetes"], max(BUDGETS))
+        return 0
+    if args.table_from:
+        from rich.console import Console
+
+        saved = json.loads(Path(args.table_from).read_text(encoding="utf-8"))
+        loaded: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in saved:
+            loaded.setdefault((r["method"], r["task"]), []).append(r)
+        names = [t for t in TASKS if any(k[1] == t for k in loaded)]
+        n = len({r["seed"] for r in saved})
+        print_tables(loaded, names, n, Console(width=150), markdown=args.markdown)
+        return 0
+    seeds = list(range(args.first_seed, args.first_seed + n_seeds))
+    methods = [m for m in args.methods.split(",") if m]
+    if not methods or any(m not in METHODS for m in methods):
+        parser.error(f"--methods: expected some of {', '.join(METHODS)}, got {args.methods!r}")
     from rich.console import Console
-    from rich.table import Table
 
     console = Console(width=max(150, Console().width))
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="soma-bench-agent-") as root:
-        jobs = [(m, t, s, max(BUDGETS), root) for t in tasks for s in seeds for m in METHODS]
+        jobs = [(m, t, s, max(BUDGETS), root) for t in tasks for s in seeds for m in methods]
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
             for method, task, seed, out in pool.map(_job, jobs):
                 runs.setdefault((method, task), []).append(out)
@@ -399,57 +575,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"[dim]{method:>6} {task:<13} seed {seed}: best@40 {best:.4f} "
                     f"test {out['test']:.4f} ({out['wall']:.1f} s)[/]"
                 )
-    table = Table(
-        title=f"Best validation score after N experiments — median over {n_seeds} seed(s); "
-        "test = the final pick scored once on the test split (median); wall = one run (median)"
-    )
-    for col in ("task", "metric", "N", "agent", "TPE", "random", "agent − best peer", "met"):
-        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
-    advantage: dict[int, list[float]] = {n: [] for n in BUDGETS}
-    test_gap: list[float] = []
-    goal_met = True
-    for task in tasks:
-        t = TASKS[task]
-        sign = 1.0
-        for n in BUDGETS:
-            meds = {}
-            for m in METHODS:
-                vals = [best_after(r["values"], n, r["direction"]) for r in runs[(m, task)]]
-                sign = 1.0 if runs[(m, task)][0]["direction"] == "maximize" else -1.0
-                meds[m] = statistics.median(v if v is not None else -sign * 1e9 for v in vals)
-            peer = max(meds["tpe"], meds["random"], key=lambda v: sign * v)
-            gap = sign * (meds["agent"] - peer)
-            ok = gap >= 0 or n == BUDGETS[0]
-            if t.kind != "toy":
-                advantage[n].append(gap)
-                goal_met &= ok
-            table.add_row(
-                task, t.metric, str(n), *(f"{meds[m]:.4f}" for m in METHODS),
-                f"{gap:+.4f}", ("yes" if gap >= 0 else "NO") if t.kind != "toy" else "(toy)",
-            )  # fmt: skip
-        tests = {m: statistics.median(r["test"] for r in runs[(m, task)]) for m in METHODS}
-        walls = {m: statistics.median(r["wall"] for r in runs[(m, task)]) for m in METHODS}
-        if t.kind != "toy":
-            test_gap.append(sign * (tests["agent"] - tests["tpe"]))
-        table.add_row(
-            task, t.metric, "test", *(f"{tests[m]:.4f}" for m in METHODS),
-            f"{sign * (tests['agent'] - tests['tpe']):+.4f} vs TPE", "",
-        )  # fmt: skip
-        table.add_row(task, "", "wall s", *(f"{walls[m]:.1f}" for m in METHODS), "", "")
-        table.add_section()
-    console.print(table)
-    for n in BUDGETS:
-        if advantage[n]:
-            mean = statistics.mean(advantage[n])
-            console.print(f"mean advantage over the better peer at N={n}: {mean:+.4f}")
-    if test_gap:
-        console.print(
-            f"mean test-score gap agent − TPE (final picks): {statistics.mean(test_gap):+.4f}"
-        )
-    console.print(
-        "agent median >= better peer at 20 and 40 on every non-saturating task: "
-        f"{'yes' if goal_met else 'NO'}; total wall {time.perf_counter() - started:.0f} s"
-    )
+    if args.out:
+        dump: list[dict[str, Any]] = [
+            {"method": m, "task": t, "seed": seed, **r}
+            for (m, t), rs in runs.items()
+            for seed, r in zip(seeds, rs, strict=True)
+        ]
+        Path(args.out).write_text(json.dumps(dump, indent=1), encoding="utf-8")
+    if set(methods) != set(METHODS):
+        return 0  # the comparison table needs every method
+    print_tables(runs, tasks, n_seeds, console, markdown=args.markdown)
+    console.print(f"total wall {time.perf_counter() - started:.0f} s")
     return 0
 
 
