@@ -466,6 +466,7 @@ def main() -> None:
 
         ours = [r.temp_dir for r in [read_record("coordinator"), *worker_records()] if r]
         out["stopped_workers"] = {k: len(v) for k, v in daemon.stop_worker().items()}
+        mark("stop_workers")
         out["stopped_coordinator"] = len(daemon.stop_coordinator())
         out["leftover"] = sum(len(node_processes(d)) for d in ours)
         mark("stop")
