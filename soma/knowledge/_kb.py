@@ -229,13 +229,19 @@ class KnowledgeBase:
         return {line.name: line for line in self.lines()}
 
     # -- recording -----------------------------------------------------------------------------
+    #: Whether :meth:`record` embeds the experiment's text as it writes. A writer on a hot
+    #: path (the agent's loop) sets it False: the next semantic query then embeds every row
+    #: still missing a vector in one batch (see :meth:`record_many`'s ``embed``).
+    embed_on_record: bool = True
+
     def record(self, experiment: Experiment | Mapping[str, Any]) -> str:
-        """Store an experiment (and its embedding); return its id.
+        """Store an experiment (and its embedding, unless :attr:`embed_on_record` is off);
+        return its id.
 
         Idempotent by ``idempotency_key``: recording a key that is already stored writes nothing
         and returns the first experiment's id.
         """
-        return self.record_many([experiment])[0]
+        return self.record_many([experiment], embed=self.embed_on_record)[0]
 
     def record_many(
         self, experiments: Iterable[Experiment | Mapping[str, Any]], *, embed: bool = True
