@@ -113,6 +113,9 @@ async def run_cases(project: Path, cases: list[Any], timeout: float) -> dict[str
                         examples.setdefault(f"{name} unexpected", f"{args!r:.150} -> {text:.200}")
                     if len(text) > MAX_ERROR_CHARS:
                         counts["long"] += 1
+                        examples.setdefault(
+                            f"{name} long", f"{args!r:.300} -> {len(text):,} chars: {text:.600}"
+                        )
     return {"table": table, "examples": examples}
 
 
