@@ -9,6 +9,7 @@ Keep heavy imports inside the command functions, so ``soma --help`` stays fast.
 from soma.cli import (  # noqa: F401
     cache,
     cluster,
+    dashboard,
     kb,
     project,
     run,

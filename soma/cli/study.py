@@ -248,6 +248,33 @@ def study_show(
     print_summary(out, result)
 
 
+@study_app.command("report")
+def study_report_command(
+    name: Annotated[str, typer.Argument(help="The study's name (see soma study list).")],
+    project: ProjectDir = Path("."),
+    as_json: AsJson = False,
+) -> None:
+    """Write a Markdown report of a stored study with Optuna's views beside it (history,
+    parameter importances, parallel coordinates, slice, contour) under
+    PROJECT/.soma/reports/studies/NAME/."""
+    from soma.errors import SomaError
+    from soma.study import study_report
+
+    try:
+        report = study_report(name, project=project)
+    except SomaError as exc:
+        raise fail(error_text(exc)) from None
+    plots = {p.kind: str(p.path) if p.path else None for p in report.plots}
+    if as_json:
+        typer.echo(json.dumps({"path": str(report.path), "plots": plots}, indent=2))
+        return
+    out = console()
+    out.print(f"study report written to {report.path}", highlight=False, soft_wrap=True)
+    for p in report.plots:
+        where = str(p.path) if p.path else f"not drawn: {p.reason}"
+        out.print(f"  {p.title}: {where}", highlight=False, soft_wrap=True)
+
+
 @study_app.command("list")
 def study_list(project: ProjectDir = Path("."), as_json: AsJson = False) -> None:
     """List the studies stored in the project."""

@@ -32,7 +32,14 @@ from soma.knowledge._records import (
     TrajectoryPoint,
 )
 
-__all__ = ["draw_line_plot", "latest_report", "line_plots", "report_folder", "write_report"]
+__all__ = [
+    "draw_line_plot",
+    "latest_report",
+    "line_plots",
+    "plot_markdown",
+    "report_folder",
+    "write_report",
+]
 
 
 def _slug(name: str) -> str:

@@ -14,6 +14,7 @@ intermediate values with :func:`report`; a pruned trial stops with :class:`Prune
 from __future__ import annotations
 
 from soma.study._intermediate import Pruned, TrialInfo, current_trial, report
+from soma.study._plots import StudyReport, draw_study_plot, study_report
 from soma.study._result import (
     StudyProgress,
     StudyResult,
@@ -27,11 +28,14 @@ __all__ = [
     "Pruned",
     "Study",
     "StudyProgress",
+    "StudyReport",
     "StudyResult",
     "TrialInfo",
     "TrialRecord",
     "current_trial",
+    "draw_study_plot",
     "list_studies",
     "load_result",
     "report",
+    "study_report",
 ]
