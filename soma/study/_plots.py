@@ -23,7 +23,7 @@ from soma.errors import StudyError
 from soma.knowledge import OPTUNA_PLOTS, PlotOutcome, draw_optuna_plot
 from soma.knowledge._line_report import plot_markdown
 from soma.knowledge._plots import check_plot_kind
-from soma.study._result import metric_names_of
+from soma.study._result import load_stored, metric_names_of
 
 __all__ = ["StudyReport", "draw_study_plot", "study_folder", "study_report"]
 
@@ -44,21 +44,13 @@ def _slug(name: str) -> str:
 
 def _open(name: str, project: Any, storage: Any) -> tuple[Any, Path]:
     """The stored Optuna study and the folder its pictures go to."""
-    import optuna
-
-    from soma.study._inputs import resolve_project, resolve_storage, storage_label
+    from soma.study._inputs import resolve_project, resolve_storage
 
     paths = resolve_project(project)
     url = resolve_storage(storage, paths)
     if url is None:
         raise StudyError("a study's plots need its storage or its project")
-    try:
-        study = optuna.load_study(study_name=name, storage=url)
-    except KeyError:
-        known = ", ".join(optuna.get_all_study_names(url)) or "none"
-        raise StudyError(
-            f"no study named {name!r} in {storage_label(url)} (known: {known})"
-        ) from None
+    study = load_stored(name, url)
     if paths is not None:
         root = paths.kb_path.parent / "reports"
     elif isinstance(url, str) and url.startswith("sqlite:///"):

@@ -304,7 +304,6 @@ def metric_names_of(study: optuna.Study) -> tuple[str, ...]:
 
 def load_result(name: str, *, storage: Any = None, project: Any = None) -> StudyResult:
     """The result of a stored study (for ``soma study show``); StudyError if it is unknown."""
-    import optuna
 
     from soma.study._inputs import resolve_project, resolve_storage, storage_label
 
@@ -313,14 +312,23 @@ def load_result(name: str, *, storage: Any = None, project: Any = None) -> Study
         raise StudyError(
             "load_result needs a storage or a project (in-memory studies end with their process)"
         )
+    study = load_stored(name, url)
+    return build_result(study, metric_names_of(study), storage_label(url))
+
+
+def load_stored(name: str, url: Any) -> optuna.Study:
+    """The study ``name`` in the storage ``url``; StudyError naming the known ones if absent."""
+    import optuna
+
+    from soma.study._inputs import storage_label
+
     try:
-        study = optuna.load_study(study_name=name, storage=url)
+        return optuna.load_study(study_name=name, storage=url)
     except KeyError:
         known = ", ".join(optuna.get_all_study_names(url)) or "none"
         raise StudyError(
             f"no study named {name!r} in {storage_label(url)} (known: {known})"
         ) from None
-    return build_result(study, metric_names_of(study), storage_label(url))
 
 
 def list_studies(*, storage: Any = None, project: Any = None) -> list[dict[str, Any]]:
