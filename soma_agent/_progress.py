@@ -1,5 +1,7 @@
-"""Live progress of a run in the terminal (rich): one block per iteration, a spinner while
-an experiment runs."""
+"""Live progress of a run in the terminal (rich): one block per iteration headed "experiment
+3 of 20", and a spinner with a progress bar while an experiment runs. Something is printed as
+soon as the printer exists, so the seconds spent opening the knowledge base and the planner
+before the first iteration are not silent."""
 
 from __future__ import annotations
 
@@ -26,7 +28,11 @@ class ProgressPrinter:
         self.best_id: str | None = None
         self.direction = Direction.MAXIMIZE
         self.run_id = "RUN"
+        self.total: int | None = None  # the run's max_experiments, once it has started
+        self.done = 0  # experiments with a result so far
         self._status: Any = None
+        self.console.print("[dim]Preparing the agent run…[/]", highlight=False)
+        self._spin("opening the knowledge base and the planner…")
 
     def __call__(self, entry: dict[str, Any]) -> None:
         kind, p, it = entry["kind"], entry.get("payload") or {}, entry.get("iteration", 0)
@@ -37,6 +43,8 @@ class ProgressPrinter:
             self.metric = p.get("metric") or self.metric
             self.direction = Direction(p.get("direction") or self.direction)
             self.run_id = p.get("run_id") or self.run_id
+            self.total = p.get("max_experiments")
+            self.done = int(p.get("n_experiments") or 0)  # a resumed run has some already
             verb = "Resuming" if p.get("resumed") else "Starting"
             c.print(
                 f"[bold]{verb} agent run[/] on line [cyan]{p.get('line')}[/] — goal: "
@@ -51,7 +59,7 @@ class ProgressPrinter:
             self.best, self.best_id = p["best_value"], p.get("best_experiment_id")
         elif kind == "hypothesis":
             source = "" if p.get("source") == "builtin" else f" [{p.get('source')}]"
-            c.rule(f"iteration {it}", style="dim")
+            c.rule(f"iteration {it} · {self.counter(self.done + 1)}", style="dim")
             c.print(
                 f"[bold cyan]{p.get('action')}[/]{source} {p.get('statement')}", highlight=False
             )
@@ -66,9 +74,9 @@ class ProgressPrinter:
             detail = p.get("reason") or p.get("hypothesis_id") or ""
             c.print(f"  [yellow]{kind}[/] by {p.get('by', '?')} {detail}", highlight=False)
         elif kind == "experiment_started":
-            self._status = c.status(f"running experiment {p.get('idempotency_key')}…")
-            self._status.start()
+            self._spin(f"{self.bar()} running experiment {p.get('idempotency_key')}…")
         elif kind == "experiment_result":
+            self.done += 1
             self._result(p)
         elif kind == "verdict":
             style = {"supported": "green", "refuted": "red"}.get(p.get("verdict"), "yellow")
@@ -123,6 +131,23 @@ class ProgressPrinter:
             f"{_duration(p.get('duration_s') or 0.0)}{mark}{replay}",
             highlight=False,
         )
+
+    def counter(self, n: int) -> str:
+        """``"experiment 3 of 20"`` (``"experiment 3"`` when the run sets no maximum)."""
+        return f"experiment {n} of {self.total}" if self.total else f"experiment {n}"
+
+    def bar(self, width: int = 20) -> str:
+        """A text progress bar of the experiments done: ``━━━━╺──── 2 of 20 done``."""
+        if not self.total:
+            return f"{self.done} done"
+        filled = min(width, round(width * self.done / self.total))
+        drawn = f"[green]{'━' * filled}[/][dim]{'─' * (width - filled)}[/]"
+        return f"{drawn} {self.done} of {self.total} done"
+
+    def _spin(self, text: str) -> None:
+        self._stop_spinner()
+        self._status = self.console.status(text)
+        self._status.start()
 
     def _stop_spinner(self) -> None:
         if self._status is not None:
