@@ -32,13 +32,15 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError as MCPToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import Resource as MCPResource
 from mcp_types import Tool as MCPTool
 
 import soma
 from soma.errors import SomaError
 from soma_mcp._http import BearerTokenMiddleware, generate_token
 from soma_mcp._prompts import register_prompts
-from soma_mcp._resources import register_resources
+from soma_mcp._resources import listed_resources, register_resources
+from soma_mcp._warmup import warm_up
 from soma_tools._context import ToolContext
 from soma_tools._errors import ToolError
 from soma_tools._registry import TOOLS, ToolSpec
@@ -77,6 +79,12 @@ class SomaServer(MCPServer):
 
     async def list_tools(self) -> list[MCPTool]:
         return list(self._mcp_tools)
+
+    async def list_resources(self) -> list[MCPResource]:
+        # The fixed resources, then each line, report, study and recent experiment by URI
+        # (templates alone never show in resources/list).
+        listed = await anyio.to_thread.run_sync(listed_resources, self.tool_context)
+        return [*await super().list_resources(), *listed]
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
         spec = self.tool_specs.get(name)
@@ -176,6 +184,7 @@ def create_server(project: str | Path | ToolContext = ".") -> SomaServer:
 def serve_stdio(project: str | Path | ToolContext = ".") -> None:
     """Serve the project's tools over stdio until the client closes the connection."""
     server = create_server(project)
+    warm_up(server.tool_context)  # the first semantic query must not load the model
     try:
         server.run("stdio")
     finally:
@@ -214,6 +223,7 @@ def serve_http(
             file=sys.stderr,
         )
     (announce or _announce)(url, token, generated)
+    warm_up(server.tool_context)  # the first semantic query must not load the model
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     try:
         uvicorn.Server(config).run(sockets=[listener])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,7 @@ __all__ = ["draw_optuna_plot", "line_study"]
 #: the most important first. A contour of n parameters is an n x n grid.
 _MAX_PARAMS = 6
 _MAX_CONTOUR_PARAMS = 3
+_PYPLOT = threading.Lock()
 
 
 def _param_value(value: Any) -> Any:
@@ -241,7 +243,9 @@ def _save_pyplot(kind: str, path: Path, draw: Any) -> PlotOutcome:
     backend state, save it and close it."""
     import matplotlib.pyplot as plt
 
-    with _quiet_optuna(), plt.ioff(), plt.rc_context({"figure.dpi": 100}):
+    # pyplot's figure registry and rc settings are process-wide: one drawing at a time (an
+    # MCP server draws resources on worker threads).
+    with _PYPLOT, _quiet_optuna(), plt.ioff(), plt.rc_context({"figure.dpi": 100}):
         before = set(plt.get_fignums())
         try:
             drawn = draw()
