@@ -146,6 +146,9 @@ class Observation(BaseModel):
     )
     failures: list[dict[str, Any]] = Field(default_factory=list)
     similar: list[SimilarExperiment] = Field(default_factory=list)
+    not_yet_searchable: int = Field(
+        0, description="Experiments the similarity search could not see yet (being embedded)."
+    )
     pending: list[dict[str, Any]] = Field(
         default_factory=list, description="Hypotheses not tested yet (e.g. injected by a person)."
     )
@@ -203,6 +206,11 @@ class Observation(BaseModel):
                 f"- {s.id} on line {s.line} (for {s.query}, similarity {s.score:.2f}): "
                 f"{s.pipeline} -> {s.value} [{s.status}] {s.hypothesis}"
                 for s in self.similar
+            )
+        if self.not_yet_searchable:
+            out.append(
+                f"({self.not_yet_searchable} newer experiment(s) were still being embedded and "
+                "could not be searched by meaning; the latest ones are listed above.)"
             )
         if self.pending:
             out.append("## Pending hypotheses")

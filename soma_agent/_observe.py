@@ -61,7 +61,7 @@ def build_observation(
         )
     recent = kb.experiments(line=line, order="-started", limit=8)
     failures = kb.experiments(line=line, status="failed", order="-started", limit=3)
-    similar = _similar(kb, goal, pending, similar_cache) if kb.count() else []
+    similar, unsearchable = _similar(kb, goal, pending, similar_cache) if kb.count() else ([], 0)
     catalog = tools.catalog()
     filters = [
         {
@@ -87,6 +87,7 @@ def build_observation(
         recent=[experiment_row(e, metric) for e in reversed(recent)],
         failures=[experiment_row(e, metric) for e in failures],
         similar=similar,
+        not_yet_searchable=unsearchable,
         pending=pending,
         filters=filters,
         no_improvement_for=no_improvement_for,
@@ -99,7 +100,7 @@ _SIMILAR_REFRESH = 10
 
 def _similar(
     kb: Any, goal: str, pending: list[dict[str, Any]], cache: dict[str, Any] | None = None
-) -> list[SimilarExperiment]:
+) -> tuple[list[SimilarExperiment], int]:
     """Past experiments close in meaning to the goal and to each hypothesis still waiting.
 
     The whole knowledge base is searched, not only the run's line: related work filed under
@@ -109,17 +110,24 @@ def _similar(
     grew by ``_SIMILAR_REFRESH`` experiments: each search embeds its query text, which costs
     far more than the rest of an observation with a neural embedder, and the run's own
     latest results are in ``recent`` anyway.
+
+    The second value is how many experiments the search could not see yet: recorded, but
+    still waiting for the background embedding or its model (searchable once it is done).
     """
+    if not kb.search_ready():
+        # The model is still loading in the background: searching now would stall the loop
+        # for seconds. Nothing is searched (and nothing cached); the next step tries again.
+        return [], kb.count()
     if cache is not None:
         key = repr((goal, [p.get("statement") for p in pending]))
         count = kb.count()
         hit = cache.get(key)
         if hit is not None and count - hit[0] < _SIMILAR_REFRESH:
-            return list(hit[1])
-        found = _similar(kb, goal, pending)
+            return list(hit[1]), hit[2]
+        found, unsearchable = _similar(kb, goal, pending)
         cache.clear()
-        cache[key] = (count, found)
-        return list(found)
+        cache[key] = (count, found, unsearchable)
+        return list(found), unsearchable
     queries = [("goal", goal, _GOAL_K)] + [
         (f"pending: {p.get('statement')}", str(p.get("statement") or ""), _PENDING_K)
         for p in pending
@@ -146,7 +154,7 @@ def _similar(
                     pipeline=e.pipeline_summary or "",
                 )
             )
-    return out
+    return out, kb.not_yet_searchable()
 
 
 def _short_param(value: Any) -> Any:

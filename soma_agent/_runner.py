@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,12 +126,6 @@ def _legacy_settings(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: payload[k] for k in keys if k in payload}
 
 
-def _warm_embedder(kb: Any) -> None:
-    """Load the embedding model now (once per process) so no query waits for it."""
-    with contextlib.suppress(Exception):  # a failing model shows at its first real use
-        kb.embedder.embed(["warm-up"])
-
-
 class _Session:
     """One process driving one run: the loop, its checkpointer and its compiled graph."""
 
@@ -160,13 +152,10 @@ class _Session:
         self.loop = AgentLoop(
             tools, planner, settings, run_id, line=line, meter=meter, on_entry=on_entry
         )
-        # Bookkeeping off the hot path: experiments are recorded without their embedding
-        # (the knowledge base's next semantic query embeds the backlog in one batch), and
-        # the embedding model loads in the background while the first pipelines run.
-        tools.kb.embed_on_record = False
-        threading.Thread(
-            target=_warm_embedder, args=(tools.kb,), name="soma-embedder-warmup", daemon=True
-        ).start()
+        # Bookkeeping off the hot path: experiments are recorded without their embedding and
+        # a background thread loads the model once and embeds them in batches; the planner's
+        # semantic searches never wait for it (they say what is not searchable yet).
+        tools.kb.embed_in_background()
         path = Path(tools.project.state_dir) / CHECKPOINT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(path), check_same_thread=False)
@@ -233,6 +222,8 @@ class _Session:
             raise
         finally:
             self.conn.close()
+            # What the worker had not embedded yet is embedded by the next query.
+            self.tools.kb.stop_background_embedding()
         done = loop._find("run_finished") or {}
         return AgentResult(
             run_id=self.run_id,

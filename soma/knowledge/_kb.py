@@ -15,6 +15,7 @@ from soma.errors import KnowledgeBaseError, SomaError, ValidationError
 from soma.knowledge import _analytics, _journal, _temporal
 from soma.knowledge._backends import resolve_backend
 from soma.knowledge._embed import Embedder, resolve_embedder
+from soma.knowledge._embed_worker import EmbeddingWorker
 from soma.knowledge._index_base import TimeWindow, VectorIndex
 from soma.knowledge._leases import reap, reap_one
 from soma.knowledge._records import (
@@ -112,6 +113,7 @@ class KnowledgeBase:
         )
         self._backend = backend
         self._closed = False
+        self._worker: EmbeddingWorker | None = None
         # Running records whose owning process is gone are closed as interrupted (_leases).
         with contextlib.suppress(SomaError):
             reap(self)
@@ -143,6 +145,7 @@ class KnowledgeBase:
         """Save the vector index if it changed, and close the database. Idempotent."""
         if self._closed:
             return
+        self.stop_background_embedding()
         self._semantic.close()
         self._store.close()
         self._closed = True
@@ -234,6 +237,35 @@ class KnowledgeBase:
     #: still missing a vector in one batch (see :meth:`record_many`'s ``embed``).
     embed_on_record: bool = True
 
+    def embed_in_background(self) -> EmbeddingWorker:
+        """Embed on a background thread from now on: :meth:`record` stores no vector and
+        wakes the worker, which loads the model once and embeds the backlog in batches. A
+        semantic query then never waits for embedding; it searches what has a vector, and
+        :meth:`not_yet_searchable` says how many records it could not see. Stopped by
+        :meth:`stop_background_embedding` or :meth:`close`; idempotent."""
+        if self._worker is None or not self._worker.alive:
+            self._worker = EmbeddingWorker(self._semantic)
+            self._worker.start()
+        self.embed_on_record = False
+        return self._worker
+
+    def stop_background_embedding(self) -> None:
+        """Stop the worker (after its current batch); queries embed for themselves again, so
+        what it had not embedded yet is embedded by the next query."""
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+
+    def search_ready(self) -> bool:
+        """False while the background worker is still loading the embedding model: a
+        semantic query now would wait for it (seconds), a caller on a hot path may skip it."""
+        return self._worker is None or self._worker.ready.is_set()
+
+    def not_yet_searchable(self) -> int:
+        """How many experiments the last semantic query could not find because they were
+        still waiting for the background worker's embedding (0 without a worker)."""
+        return self._semantic.backlog() if self._worker is not None else 0
+
     def record(self, experiment: Experiment | Mapping[str, Any]) -> str:
         """Store an experiment (and its embedding, unless :attr:`embed_on_record` is off);
         return its id.
@@ -241,7 +273,10 @@ class KnowledgeBase:
         Idempotent by ``idempotency_key``: recording a key that is already stored writes nothing
         and returns the first experiment's id.
         """
-        return self.record_many([experiment], embed=self.embed_on_record)[0]
+        exp_id = self.record_many([experiment], embed=self.embed_on_record)[0]
+        if self._worker is not None:
+            self._worker.wake()
+        return exp_id
 
     def record_many(
         self, experiments: Iterable[Experiment | Mapping[str, Any]], *, embed: bool = True
@@ -286,7 +321,8 @@ class KnowledgeBase:
         """Change fields of a stored experiment (status, metrics, finished, verdict, notes, ...).
 
         ``id`` and ``idempotency_key`` cannot change. If the searchable text changes (name,
-        hypothesis, pipeline summary, notes, tags) the experiment is embedded again.
+        hypothesis, pipeline summary, notes, tags) the experiment is embedded again (later,
+        by the next query or the background worker, when :attr:`embed_on_record` is off).
         """
         for field in fields:
             if field not in Experiment.model_fields:
@@ -298,10 +334,15 @@ class KnowledgeBase:
         current = self.get(id)
         text = text_of(merged(current, fields, lines))
         # Embed outside the write lock; the transaction re-checks against what is stored then.
-        precomputed = (text, self._semantic.embed([text])[0]) if text != text_of(current) else None
-        return self._store.write(
-            lambda db: update_experiment(db, id, fields, lines, self._semantic, precomputed)
+        embed = self.embed_on_record
+        changed = text != text_of(current)
+        precomputed = (text, self._semantic.embed([text])[0]) if changed and embed else None
+        updated = self._store.write(
+            lambda db: update_experiment(db, id, fields, lines, self._semantic, precomputed, embed)
         )
+        if changed and self._worker is not None:
+            self._worker.wake()
+        return updated
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, id: str) -> Experiment:
@@ -393,7 +434,7 @@ class KnowledgeBase:
             sql = f"SELECT * FROM experiments WHERE {clause} ORDER BY started DESC, seq DESC"
             rows = self._store.read(lambda db: list(db.query(f"{sql} LIMIT {k}", params)))
             return [SearchHit(experiment=reap_one(self, experiment_from_row(r))) for r in rows]
-        query_vector = self._semantic.embed([text])[0]
+        query_vector = self._semantic.embed_query(text)
         where_filter = None if clause == "1" else SqlFilter(self._store, clause, params)
         pairs = self._semantic.search(query_vector, k, where_filter, window)
         if not pairs:

@@ -33,6 +33,7 @@ __all__ = ["QueryConditions", "SemanticIndex", "SqlFilter", "text_of"]
 # SQLite for every match; below EXACT_LIMIT matches those are scored exactly.
 POSTFILTER_LIMIT = 4096
 EXACT_LIMIT = 8192
+_QUERY_CACHE = 32
 
 _CATCH_UP_SQL = (
     "SELECT e.seq, e.id, e.text_version, e.line, e.started, e.name, e.hypothesis, "
@@ -40,6 +41,13 @@ _CATCH_UP_SQL = (
     "e.tags, v.text_version AS vector_version, v.vector FROM experiments e "
     "LEFT JOIN embeddings v ON v.seq = e.seq AND v.model = ? "
     "WHERE e.text_version > ? ORDER BY e.text_version LIMIT ?"
+)
+# Rows with no current vector from a model, oldest text first, past a watermark.
+_MISSING_SQL = (
+    "SELECT e.seq, e.text_version, e.name, e.hypothesis, e.pipeline_summary, e.notes, e.tags "
+    "FROM experiments e LEFT JOIN embeddings v ON v.seq = e.seq AND v.model = ? "
+    "WHERE e.text_version > ? AND (v.vector IS NULL OR v.text_version != e.text_version) "
+    "ORDER BY e.text_version LIMIT ?"
 )
 _UPSERT_VECTOR_SQL = (
     "INSERT OR REPLACE INTO embeddings (seq, model, text_version, vector) VALUES (?, ?, ?, ?)"
@@ -114,6 +122,12 @@ class SemanticIndex:
         self.hnsw_threshold = hnsw_threshold
         self.index: VectorIndex | None = None
         self._lock = threading.RLock()
+        #: Whether a query embeds the rows still missing a vector before it searches. An
+        #: ``EmbeddingWorker`` turns it off while it embeds them in the background.
+        self.wait_for_vectors = True
+        self._vectors_upto = 0  # every row with a lower text_version has had a vector
+        self._queries: dict[str, np.ndarray] = {}  # query texts embedded lately
+        self._query_lock = threading.Lock()
 
     @property
     def path(self) -> Path | None:
@@ -136,6 +150,46 @@ class SemanticIndex:
                 f"({len(texts)}, {dim})"
             )
         return vectors
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """A query text's vector; the last few are kept (a run asks the same goal again)."""
+        with self._query_lock:
+            vector = self._queries.pop(text, None)
+        if vector is None:
+            vector = self.embed([text])[0]
+        with self._query_lock:
+            self._queries[text] = vector
+            while len(self._queries) > _QUERY_CACHE:
+                self._queries.pop(next(iter(self._queries)))
+        return vector
+
+    def embed_missing(self, chunk: int = 32, should_stop: Any = None) -> int:
+        """Embed and store every row with no current vector from this embedder, in batches
+        of ``chunk`` (without the index lock: queries go on meanwhile); return how many."""
+        model, done = self.embedder.name, 0
+        while should_stop is None or not should_stop():
+            upto = self._vectors_upto
+            args = [model, upto, chunk]
+            rows = self.store.read(lambda db, args=args: list(db.query(_MISSING_SQL, args)))
+            if not rows:
+                return done
+            vectors = self.embed([text_of(r) for r in rows])
+            self._write_vectors(
+                [
+                    (r["seq"], model, r["text_version"], v.tobytes())
+                    for r, v in zip(rows, vectors, strict=True)
+                ]
+            )
+            self._vectors_upto = max(upto, int(rows[-1]["text_version"]))
+            done += len(rows)
+        return done
+
+    def backlog(self) -> int:
+        """How many experiments a query cannot find yet (recorded, not yet embedded)."""
+        with self._lock:
+            synced = self.index.synced if self.index is not None else 0
+        sql = "SELECT count(*) FROM experiments WHERE text_version > ?"
+        return int(self.store.read(lambda db: db.conn.execute(sql, [synced]).fetchone()[0]))
 
     # -- queries -------------------------------------------------------------------------------
     def search(
@@ -288,13 +342,23 @@ class SemanticIndex:
             )
             if not rows:
                 return
+            missing = [
+                i
+                for i, row in enumerate(rows)
+                if row["vector_version"] != row["text_version"] or row["vector"] is None
+            ]
+            partial = bool(missing) and not self.wait_for_vectors
+            if partial:
+                # The worker embeds the rest: take what is embedded, up to the first gap
+                # (the index stays in text_version order), and leave the rest for later.
+                rows, missing = rows[: missing[0]], []
+                if not rows:
+                    return
             vectors = np.zeros((len(rows), self.embedder.dim), dtype=np.float32)
-            missing = []
+            gaps = set(missing)
             for i, row in enumerate(rows):
-                if row["vector_version"] == row["text_version"] and row["vector"] is not None:
+                if i not in gaps:
                     vectors[i] = np.frombuffer(row["vector"], dtype=np.float32)
-                else:
-                    missing.append(i)
             if missing:
                 vectors[missing] = self.embed([text_of(rows[i]) for i in missing])
                 data = [
@@ -312,6 +376,8 @@ class SemanticIndex:
             )
             index.synced = int(rows[-1]["text_version"])
             index.anchor = (int(rows[-1]["seq"]), str(rows[-1]["id"]))
+            if partial:
+                return
 
     def _write_vectors(self, data: list[tuple[int, str, int, bytes]]) -> None:
         self.store.write(lambda db: db.conn.executemany(_UPSERT_VECTOR_SQL, data))

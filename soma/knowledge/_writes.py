@@ -175,8 +175,10 @@ def update_experiment(
     lines: Mapping[str, ResearchLine],
     semantic: SemanticIndex,
     precomputed: tuple[str, np.ndarray] | None,
+    embed: bool = True,
 ) -> Experiment:
     """Apply ``fields`` to the stored experiment (inside the caller's write transaction).
+    ``embed=False`` changes the text without a vector (the next catch-up embeds it).
 
     Merges with what is stored *now* (another process may have changed other fields), and
     embeds again when the searchable text changed (``precomputed`` is a text already embedded
@@ -197,7 +199,9 @@ def update_experiment(
     if new_text == text_of(stored) and placed:
         db.conn.execute(f"UPDATE experiments SET {_SET_COLUMNS} WHERE seq = ?", [*args, seq])
         return result
-    if precomputed is not None and precomputed[0] == new_text:
+    if not embed:
+        vector = None  # the stale vector no longer matches: the next catch-up embeds it
+    elif precomputed is not None and precomputed[0] == new_text:
         vector = precomputed[1]
     else:
         vector = semantic.embed([new_text])[0]
@@ -206,7 +210,8 @@ def update_experiment(
         f"UPDATE experiments SET {_SET_COLUMNS}, text_version = ? WHERE seq = ?",
         [*args, version, seq],
     )
-    semantic.store_vector(db, seq, version, vector)
+    if vector is not None:
+        semantic.store_vector(db, seq, version, vector)
     return result
 
 

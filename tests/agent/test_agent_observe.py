@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from soma.knowledge import Experiment
+from soma.knowledge import Experiment, HashingEmbedder
 from soma_agent._observe import build_observation
 from soma_tools import ToolContext
 
@@ -133,4 +136,38 @@ def test_similar_experiments_are_found_by_meaning(digits_project: Path) -> None:
         assert goal_hits[0] == ids[L2]
         assert ids[ZCA] not in goal_hits and pending_hits[0] == ids[ZCA]
     finally:
+        tools.close()
+
+
+class _SlowLoadingEmbedder(HashingEmbedder):
+    """Its "model" loads (the worker's warm-up) only when released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded = threading.Event()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if "warm-up" in texts:
+            assert self.loaded.wait(10)
+        return super().embed(texts)
+
+
+def test_regression_observe_does_not_wait_for_the_embedding_model_to_load(
+    digits_project: Path,
+) -> None:
+    # The first semantic search of a run waited for all-MiniLM-L6-v2 to load (seconds).
+    embedder = _SlowLoadingEmbedder()
+    tools = ToolContext(digits_project, embedder=embedder)
+    try:
+        ids = _seed(tools)
+        worker = tools.kb.embed_in_background()
+        obs = _observe(tools, L2, [])
+        assert obs.similar == [] and obs.not_yet_searchable == len(ids)
+        assert "could not be searched by meaning" in obs.render()
+        embedder.loaded.set()
+        assert worker.drain(10)
+        obs = _observe(tools, L2, [])
+        assert obs.not_yet_searchable == 0 and obs.similar[0].id == ids[L2]
+    finally:
+        embedder.loaded.set()
         tools.close()
