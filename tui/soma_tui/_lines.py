@@ -100,6 +100,8 @@ class TrajectoryChart(PlotextPlot):
         self.values: list[float] = []
         self.best_so_far: list[float] = []
         self.change_indices: list[int] = []
+        self.direction = "maximize"
+        self.ylim: tuple[float, float] | None = None  # set by the good results (see _draw)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -116,6 +118,7 @@ class TrajectoryChart(PlotextPlot):
             self.values = [float(p.value) for p in points]
             self.best_so_far = [float(p.best_so_far) for p in points]
             self.change_indices = [int(cp.index) for cp in detail.change_points]
+            self.direction = str(detail.line.direction)
         self._draw()
 
     def _draw(self) -> None:
@@ -127,9 +130,28 @@ class TrajectoryChart(PlotextPlot):
         elif not self.values:
             plt.title(f"{self.line}: no finished experiments yet")
         else:
+            from soma.knowledge._plots import axis_limits
+
             xs = list(range(1, len(self.values) + 1))
-            plt.plot(xs, self.best_so_far, marker="braille", color="green", label="best so far")
-            plt.scatter(xs, self.values, marker="●", color="cyan", label="experiment")
+            # As in the report's plot: the axis is set by the good results; a chance-level or
+            # broken value is pinned to the edge (▼/▲), or it would squash the rest flat.
+            lo, hi = axis_limits(self.values, self.direction)
+            pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1e-9)
+            self.ylim = (lo - pad, hi + pad)
+            inside = [(x, v) for x, v in zip(xs, self.values, strict=True) if lo <= v <= hi]
+            below = [x for x, v in zip(xs, self.values, strict=True) if v < lo]
+            above = [x for x, v in zip(xs, self.values, strict=True) if v > hi]
+            best = [min(max(b, self.ylim[0]), self.ylim[1]) for b in self.best_so_far]
+            plt.plot(xs, best, marker="braille", color="green", label="best so far")
+            plt.scatter(
+                [x for x, _ in inside], [v for _, v in inside], marker="●", color="cyan",
+                label="experiment",
+            )  # fmt: skip
+            if below:
+                plt.scatter(below, [self.ylim[0]] * len(below), marker="▼", color="red")
+            if above:
+                plt.scatter(above, [self.ylim[1]] * len(above), marker="▲", color="red")
+            plt.ylim(*self.ylim)
             for index in self.change_indices:
                 # Change point i: the first experiment of the new level is trajectory index i,
                 # plotted at x = i + 1, so the boundary sits half-way before it.
@@ -138,7 +160,9 @@ class TrajectoryChart(PlotextPlot):
             plt.xticks(xs[::step])
             count = len(self.change_indices)
             plural = "" if count == 1 else "s"
-            plt.title(f"{self.line}: {len(xs)} results, {count} change point{plural}")
+            off = len(below) + len(above)
+            edge = f", {off} off the axis (▼▲)" if off else ""
+            plt.title(f"{self.line}: {len(xs)} results, {count} change point{plural}{edge}")
         self.border_subtitle = "│ red: change point" if self.change_indices else ""
         self.refresh()
 
