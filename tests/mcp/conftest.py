@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -23,29 +22,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from mcp_helpers import make_project, server_env
 
-REPO = Path(__file__).resolve().parents[2]
 #: Generous: the first run_pipeline in a fresh server imports scikit-learn and the embedder.
 CALL_TIMEOUT = 180.0
-
-
-def make_project(root: Path) -> Path:
-    from soma.project import init_project
-
-    return Path(init_project(root, example="digits"))
 
 
 @pytest.fixture(scope="module")
 def example_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh `soma init --example digits` project for one test module."""
     return make_project(tmp_path_factory.mktemp("proj") / "digits")
-
-
-def server_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    return env
 
 
 class SessionHarness:

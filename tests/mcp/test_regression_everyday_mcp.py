@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, server_env
+from mcp_helpers import REPO, server_env
 
 
 def test_regression_http_on_a_busy_port_says_so_in_one_line(example_project: Path) -> None:
@@ -32,7 +32,7 @@ def test_regression_http_on_a_busy_port_says_so_in_one_line(example_project: Pat
 def test_regression_filter_files_one_convention(tmp_path: Path) -> None:
     # list_filters returned file "filters/models.py" and read_filter_source(file=...) refused
     # that same string.
-    from conftest import make_project
+    from mcp_helpers import make_project
 
     import soma_tools as T
 
@@ -61,8 +61,8 @@ def test_regression_one_report_location(tmp_path: Path) -> None:
     import os
     import time
 
-    from conftest import make_project
     from mcp import Client
+    from mcp_helpers import make_project
     from typer.testing import CliRunner
 
     import soma_tools as T
@@ -107,7 +107,7 @@ def test_regression_one_report_location(tmp_path: Path) -> None:
 def test_regression_promising_lines_descriptions_and_a_single_line(tmp_path: Path) -> None:
     # promising_lines returned empty descriptions and said the only line was "within reach
     # of the best comparable line" (itself).
-    from conftest import make_project
+    from mcp_helpers import make_project
 
     import soma_tools as T
 
@@ -135,7 +135,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def _studied_context(root: Path) -> object:
     """A digits project with a line of 6 SVC trials (two parameters: every view can be
     drawn), its study, and a report."""
-    from conftest import make_project
+    from mcp_helpers import make_project
 
     import soma_tools as T
 
@@ -252,7 +252,7 @@ def test_regression_server_warms_the_embedder_at_start(tmp_path: Path, monkeypat
             out[:, 0] = 1.0
             return out
 
-    from conftest import make_project
+    from mcp_helpers import make_project
 
     embedder = Recording()
     ctx = T.ToolContext(make_project(tmp_path / "digits"), embedder=embedder)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from conftest import make_project
+from mcp_helpers import make_project
 
 import soma_tools as T
 
