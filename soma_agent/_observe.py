@@ -46,13 +46,15 @@ def build_observation(
     best = kb.best(line)
     lines = []
     for other in kb.lines()[:_MAX_LINES]:
-        other_best = kb.best(other.name)
+        # Each of these reads the line's experiments: once per line and step, not twice.
+        other_best = best if other.name == line else kb.best(other.name)
+        trend = kb.trend(other.name)
         lines.append(
             LineSnapshot(
                 name=other.name,
                 metric=other.metric,
                 direction=other.direction,
-                trend=str(getattr(kb.trend(other.name), "value", kb.trend(other.name))),
+                trend=str(getattr(trend, "value", trend)),
                 n_experiments=kb.count(line=other.name),
                 best_value=experiment_value(other_best, other.metric) if other_best else None,
                 best_experiment_id=other_best.id if other_best else None,
