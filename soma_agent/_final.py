@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from soma.vocabulary import Direction
 from soma_agent._history import experiment_value
 from soma_agent._losses import LossStore
 from soma_agent._paired import PairedTest, paired_test
@@ -88,7 +89,7 @@ def _config(exp: Any) -> str:
 
 def final_answer(tools: Any, line: str, metric_name: str, direction: str) -> FinalAnswer:
     kb = tools.kb
-    sign = 1.0 if direction == "maximize" else -1.0
+    sign = Direction(direction).sign
     scored = [
         (e, v)
         for e in kb.experiments(line=line, status="ok")

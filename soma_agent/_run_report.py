@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from soma.vocabulary import Direction
 from soma_agent._history import experiment_value
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ def _answer(
         "the test score is not."
     )
     # Change points: every new best of this run, and what changed against the one before.
-    sign = 1.0 if loop.direction == "maximize" else -1.0
+    sign = Direction(loop.direction).sign
     prev, current = None, None
     rows = []
     for h in history:

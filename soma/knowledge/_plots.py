@@ -31,6 +31,7 @@ import numpy as np
 
 from soma.errors import ValidationError
 from soma.knowledge._records import ChangePoint, Experiment, ResearchLine, TrajectoryPoint
+from soma.vocabulary import Direction
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -112,7 +113,7 @@ def axis_limits(values: Sequence[float], direction: str) -> tuple[float, float]:
     (1.0, 4.0)
     """
     v = np.asarray(values, dtype=float)
-    sign = 1.0 if direction == "maximize" else -1.0
+    sign = Direction(direction).sign
     s = sign * v  # larger is better on this scale
     best, median = float(s.max()), float(np.median(s))
     spread = best - median
@@ -165,7 +166,7 @@ def plot_trajectory(
     by_id = {str(e.id): e for e in experiments}
     xs = np.array([row[p.experiment_id] for p in points], dtype=float)
     ys = np.array([p.value for p in points], dtype=float)
-    maximize = line.direction == "maximize"
+    maximize = Direction(line.direction) is Direction.MAXIMIZE
     lo, hi = axis_limits(ys, line.direction)
     pad = 0.06 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1e-9)
     bottom, top = lo - pad, hi + pad
