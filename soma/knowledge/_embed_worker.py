@@ -62,8 +62,11 @@ class EmbeddingWorker:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        # Wait for a batch in progress (its vectors are written), not for a model still
+        # loading: a short run would otherwise end seconds late; the thread then just exits.
+        loading = not self.ready.is_set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+            self._thread.join(0 if loading else timeout)
         self._semantic.wait_for_vectors = True
 
     def _run(self) -> None:

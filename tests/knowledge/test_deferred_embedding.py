@@ -52,14 +52,15 @@ def test_regression_records_wait_for_no_embedding_when_embed_on_record_is_off(
 class GatedEmbedder(HashingEmbedder):
     """Blocks on texts that mention "gated" until released, as a slow model would."""
 
-    def __init__(self) -> None:
+    def __init__(self, marker: str = "gated") -> None:
         super().__init__()
+        self.marker = marker
         self.gate = threading.Event()
         self.entered = threading.Event()
         self.fail = False
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if any("gated" in t for t in texts):
+        if any(self.marker in t for t in texts):
             self.entered.set()
             assert self.gate.wait(10)
             if self.fail:
@@ -135,3 +136,18 @@ def test_stopping_the_worker_leaves_the_backlog_to_the_next_query(tmp_path: Path
     finally:
         embedder.gate.set()
         kb.close()
+
+
+def test_regression_closing_does_not_wait_for_the_model_to_load(tmp_path: Path) -> None:
+    # A short agent run ended only once all-MiniLM-L6-v2 had loaded in the background.
+    embedder = GatedEmbedder(marker="warm-up")  # the worker's first call loads the model
+    kb = KnowledgeBase(tmp_path / "kb.sqlite", embedder=embedder)
+    try:
+        kb.create_line("main", metric="r2", direction="maximize")
+        kb.embed_in_background()
+        assert embedder.entered.wait(10)
+        started = time.perf_counter()
+        kb.close()
+        assert time.perf_counter() - started < 5
+    finally:
+        embedder.gate.set()
