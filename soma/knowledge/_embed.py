@@ -166,7 +166,19 @@ def experiment_text(
     notes: str | None,
     tags: Sequence[str],
 ) -> str:
-    """The text an experiment is found by: name, hypothesis, pipeline summary, notes, tags."""
+    """The text an experiment is found by: name, hypothesis, pipeline summary, notes, tags.
+
+    A name that only repeats the pipeline summary (the tools name an experiment after its
+    pipeline, cut with "…") is left out: it adds nothing to find it by, and every token
+    costs embedding time.
+
+    >>> experiment_text(name="A >> B(k=…", hypothesis=None, pipeline_summary="A >> B(k=3)",
+    ...                 notes=None, tags=[])
+    'A >> B(k=3)'
+    """
+    stem = name.strip().rstrip("…").strip()
+    if stem and pipeline_summary and pipeline_summary.strip().startswith(stem):
+        name = ""
     parts = [name, hypothesis or "", pipeline_summary or "", notes or ""]
     text = ". ".join(p.strip().rstrip(".") for p in parts if p and p.strip())
     if tags:
