@@ -17,15 +17,17 @@ SPEC = "StandardScale() >> LogReg(C=1.0)"
 PIPELINE = """
 from pathlib import Path
 
-from filters.models import LogReg
-from filters.scalers import StandardScale
 from soma.project import load_project
 
-pipeline = StandardScale() >> LogReg(C=1.0)
+# The project's filters through discovery, not `import filters...`: a top-level `filters`
+# package in sys.modules is what two projects' filter folders must never share.
+project = load_project(Path(__file__).parent)
+found = project.discover_filters()
+pipeline = found["StandardScale"].cls() >> found["LogReg"].cls(C=1.0)
 
 
 def data():
-    return load_project(Path(__file__).parent).load_data()
+    return project.load_data()
 
 
 def metric(y_true, y_pred):
