@@ -9,6 +9,7 @@ bound before anything is printed, so a busy port is one line, as for ``soma mcp 
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,12 +57,21 @@ def dashboard(
     out.print(f"optuna-dashboard on {_url(host, port)} (storage {storage})", highlight=False)
     out.print("Ctrl-C stops it.", highlight=False)
     sys.stderr.flush()
+    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (and SIGTERM) stop the server even when it was started as a background job: a
+    non-interactive shell starts those with SIGINT ignored, and Python then never raises
+    KeyboardInterrupt, so the server could only be killed."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
 
 
 def _bind(host: str, port: int, wsgi_app: Any) -> Any:
