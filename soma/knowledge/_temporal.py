@@ -189,6 +189,16 @@ def hypothesis_trajectory(
     metric_change_points: list[ChangePoint],
 ) -> HypothesisTrajectory:
     """The trajectory of ``experiments`` (in start order, one row of ``vectors`` each)."""
+    if not experiments:  # a new line, or a window with nothing in it: an empty path
+        return HypothesisTrajectory(
+            line=line,
+            metric=metric,
+            source=source,
+            points=[],
+            total_drift=0.0,
+            direction_changes=[],
+            metric_change_points=metric_change_points,
+        )
     vectors = np.asarray(vectors, dtype=np.float64).reshape(len(experiments), -1)
     points = [
         HypothesisPoint(

@@ -126,6 +126,19 @@ def test_a_steady_line_has_no_direction_change(tmp_path: Path) -> None:
             kb.hypothesis_trajectory("nope")
 
 
+def test_regression_an_empty_line_has_an_empty_hypothesis_trajectory(tmp_path: Path) -> None:
+    # get_trajectory(hypotheses=true) on a line with no experiments failed unexpectedly
+    # (found by tools/bench/fuzz_mcp.py): "cannot reshape array of size 0".
+    with KnowledgeBase(tmp_path / "kb.sqlite", embedder=HashingEmbedder()) as kb:
+        kb.create_line("z", metric="accuracy", direction="maximize")
+        path = kb.hypothesis_trajectory("z")
+        assert path.points == [] and path.direction_changes == [] and path.total_drift == 0.0
+        kb.record_many([exp("try 0", line="z", i=0, hypothesis=CONV[0])])
+        window = kb.hypothesis_trajectory("z", since=T0 + timedelta(days=30))
+        assert window.points == []
+        assert len(kb.hypothesis_trajectory("z").points) == 1
+
+
 def test_direction_changes_are_calibrated_on_noise() -> None:
     rng = np.random.default_rng(7)
     unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
