@@ -58,6 +58,8 @@ errors: they warn with :class:`soma.GraphWarning`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 __all__ = [
     "CacheError",
     "ExecutionError",
@@ -68,7 +70,22 @@ __all__ = [
     "SomaError",
     "StudyError",
     "ValidationError",
+    "error_chain",
 ]
+
+
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every error behind it, each once: Soma's ``cause`` attribute (runtime
+    wrappers such as ExecutionError), ``__cause__`` and ``__context__``, depth first."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend((getattr(current, "cause", None), current.__cause__, current.__context__))
 
 
 class SomaError(Exception):

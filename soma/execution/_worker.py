@@ -28,6 +28,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
+from soma.errors import error_chain
+
 __all__ = ["ask", "emit", "in_worker", "memo"]
 
 T = TypeVar("T")
@@ -93,19 +95,12 @@ def forget(predicate: Callable[[Any], bool]) -> None:
 
 def _keep_frames(exc: BaseException) -> None:
     """Tracebacks do not pickle: keep each error's frames as ``__soma_frames__``."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in error_chain(exc):
         if current.__traceback__ is not None and not hasattr(current, "__soma_frames__"):
             # An exception type with read-only attributes keeps no frames.
             with contextlib.suppress(Exception):
                 frames = traceback.extract_tb(current.__traceback__)
                 current.__soma_frames__ = frames  # type: ignore[attr-defined]
-        todo.extend((getattr(current, "cause", None), current.__cause__, current.__context__))
 
 
 def _reply_error(exc: BaseException) -> None:

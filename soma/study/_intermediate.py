@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from soma.errors import SomaError, ValidationError
+from soma.errors import SomaError, ValidationError, error_chain
 
 if TYPE_CHECKING:
     import optuna
@@ -162,14 +162,4 @@ def leave_trial(token: contextvars.Token[_TrialContext | None]) -> None:
 
 def find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
     """The first exception of ``kind`` in ``exc``'s chain (runtime wrappers included)."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kind):
-            return current
-        todo.extend((getattr(current, "cause", None), current.__cause__, current.__context__))
-    return None
+    return next((e for e in error_chain(exc) if isinstance(e, kind)), None)
